@@ -1,0 +1,136 @@
+"""Which model decides, and one careful way to ask it for structured output.
+
+`openai`: ChatOpenAI (any OpenAI-compatible server through OPENAI_BASE_URL),
+with bounded retries on transient faults. `offline`: no model; each role runs
+its deterministic policy over the same numbers. `ask` validates the answer
+against the role's pydantic schema, re-asks once with the validation error, and
+otherwise fails loudly with the raw text kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any, Literal, TypeVar
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from pydantic import BaseModel, ValidationError
+
+from state import Context, Usage, UsageLine
+
+T = TypeVar("T", bound=BaseModel)
+Tier = Literal["deep", "quick"]
+
+
+class StructuredOutputError(RuntimeError):
+    """The model's answer did not fit the schema twice; `raw` keeps what it said."""
+
+    def __init__(self, role: str, problem: str, raw: str) -> None:
+        super().__init__(f"{role}: the model's answer was rejected twice: {problem}\nraw answer: {raw[:2000]}")
+        self.role, self.problem, self.raw = role, problem, raw
+
+
+def provider_of(context: Context) -> Literal["offline", "openai"]:
+    if context.provider == "auto":
+        return "openai" if os.environ.get("OPENAI_API_KEY") else "offline"
+    return context.provider
+
+
+def provider_label(context: Context, injected: BaseChatModel | None = None) -> str:
+    """What every report says about who decided."""
+    if injected is not None:
+        return f"custom:{type(injected).__name__}"
+    if provider_of(context) == "offline":
+        return "offline"
+    return f"openai:{context.quick_model}+{context.deep_model}"
+
+
+def model_for(context: Context, tier: Tier) -> BaseChatModel | None:
+    """The chat model for a tier, or None for the offline provider."""
+    if provider_of(context) == "offline":
+        return None
+    name = context.deep_model if tier == "deep" else context.quick_model
+    return _chat_openai(name, os.environ.get("OPENAI_BASE_URL"), context.llm_timeout, context.llm_retries)
+
+
+@lru_cache(maxsize=16)
+def _chat_openai(model: str, base_url: str | None, timeout: float, retries: int) -> BaseChatModel:
+    from langchain_openai import ChatOpenAI
+
+    return ChatOpenAI(model=model, base_url=base_url, timeout=timeout, max_retries=retries, temperature=0.2)
+
+
+def model_name(llm: BaseChatModel) -> str:
+    return getattr(llm, "model_name", None) or getattr(llm, "model", None) or type(llm).__name__
+
+
+def response_format(schema: type[BaseModel]) -> dict[str, Any]:
+    """A plain JSON-schema response format: works on OpenAI and local servers alike,
+    and leaves validation (and the raw text) to us."""
+    return {"name": schema.__name__, "description": (schema.__doc__ or "").strip(), "schema": schema.model_json_schema(),
+            "strict": False}
+
+
+async def ask(
+    llm: BaseChatModel,
+    schema: type[T],
+    messages: list[BaseMessage],
+    *,
+    role: str,
+    check: Callable[[T], None] | None = None,
+) -> tuple[T, Usage]:
+    """Ask for `schema`; one corrective re-ask on a schema or `check` failure, then raise."""
+    structured = llm.with_structured_output(response_format(schema), method="json_schema", include_raw=True)
+    usage = Usage()
+    conversation = list(messages)
+    problem, raw_text = "", ""
+    for attempt in (1, 2):
+        result = await structured.ainvoke(conversation, config={"run_name": role, "tags": [f"role:{role}"]})
+        raw: AIMessage = result["raw"]
+        usage = usage + _usage(role, llm, raw)
+        raw_text = raw.content if isinstance(raw.content, str) else json.dumps(raw.content)
+        try:
+            if result.get("parsing_error") or result.get("parsed") is None:
+                raise ValueError(f"not valid JSON: {result.get('parsing_error') or 'empty answer'}")
+            answer = schema.model_validate(result["parsed"])
+            if check:
+                check(answer)
+            return answer, usage
+        except (ValidationError, ValueError) as exc:
+            problem = str(exc)
+            conversation += [
+                AIMessage(content=raw_text),
+                HumanMessage(content=f"Your answer was rejected: {problem}\nAnswer again with JSON that matches "
+                                     f"the {schema.__name__} schema exactly."),
+            ]
+    raise StructuredOutputError(role, problem, raw_text)
+
+
+def _usage(role: str, llm: BaseChatModel, raw: AIMessage) -> Usage:
+    meta = raw.usage_metadata or {}
+    line = UsageLine(calls=1, input_tokens=meta.get("input_tokens", 0), output_tokens=meta.get("output_tokens", 0))
+    return Usage(lines={f"{role}/{model_name(llm)}": line})
+
+
+async def respond(
+    role: str,
+    schema: type[T],
+    *,
+    llm: BaseChatModel | None,
+    context: Context,
+    tier: Tier,
+    messages: Callable[[], list[BaseMessage]],
+    offline: Callable[[], T],
+    check: Callable[[T], None] | None = None,
+) -> tuple[T, Usage]:
+    """One role's answer: from the injected or configured model, or its offline policy."""
+    model = llm or model_for(context, tier)
+    if model is None:
+        answer = offline()
+        if check:
+            check(answer)
+        return answer, Usage()
+    return await ask(model, schema, messages(), role=role, check=check)

@@ -1,0 +1,90 @@
+"""Scout: fetch every source concurrently, then validate what came back.
+
+Two nodes, so that fetching (I/O, may fail per source) and validation (pure,
+deterministic) are checkpointed apart: `scout` and `scout_merge`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import httpx
+from langgraph.runtime import Runtime
+
+from pydantic import ValidationError
+
+from state import Brief, Context, RadarState, ScoutReport, clock, describe
+from tools.seed import open_store
+from tools.signals import infer_market, screen, terms
+from tools.sources import Query, Source, build_sources, default_source_names, fetch_all, new_client
+
+SourcesFactory = Callable[[httpx.AsyncClient, datetime, Context], list[Source]]
+
+
+def configured_sources(client: httpx.AsyncClient, now: datetime, context: Context) -> list[Source]:
+    """The sources named in the context, or every configured one (`sample` when none is)."""
+    names = context.source_names or default_source_names(client, now)
+    return build_sources(names, client, now)
+
+
+class InvalidBrief(ValueError):
+    """The brief breaks a rule; the message names each field and rule."""
+
+
+def valid_brief(raw: Brief | dict) -> Brief:
+    """Inputs from the SDK or `invoke` arrive as plain dicts: validate them here, first."""
+    if isinstance(raw, Brief):
+        return raw
+    try:
+        return Brief.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidBrief(describe(exc, "brief")) from None
+
+
+def query_for(brief: Brief, now: datetime, recency_days: int) -> Query:
+    words = " ".join(brief.keywords) if brief.keywords else brief.goal
+    return Query(text=words[:200], since=now - timedelta(days=recency_days), limit=50, market=brief.market)
+
+
+def create_scout(sources: SourcesFactory = configured_sources):
+    """Node factory: `sources` builds the run's sources on the run's shared client."""
+
+    async def scout(state: RadarState, runtime: Runtime[Context]) -> dict:
+        context, brief = runtime.context, valid_brief(state["brief"])
+        now = clock(context)
+        async with new_client() as client:
+            fetched = await fetch_all(sources(client, now, context), query_for(brief, now, context.recency_days))
+        return {
+            "brief": brief,
+            "fetched": fetched.signals,
+            "source_errors": fetched.errors,
+            "scout_report": ScoutReport(sources=fetched.runs, rejected_rows=fetched.rejected_rows),
+        }
+
+    return scout
+
+
+def scout_merge(state: RadarState, runtime: Runtime[Context]) -> dict:
+    """Validate, dedupe, rank and quarantine; full signals go to the store, digests to state."""
+    context, brief = runtime.context, state["brief"]
+    now = clock(context)
+    fetched = state.get("fetched", [])
+    screened = screen(
+        fetched,
+        brief_terms=brief_terms(brief),
+        market=brief.market or infer_market(brief.goal),
+        now=now,
+        recency_days=context.recency_days,
+        top_k=context.top_k,
+    )
+    with open_store(context.home, now) as store:
+        store.save_signals(fetched, now)
+    report = state.get("scout_report", ScoutReport()).model_copy(
+        update={"kept": len(screened.kept), "dropped": screened.dropped, "quarantined": screened.quarantined}
+    )
+    return {"fetched": None, "signals": screened.kept, "scout_report": report}
+
+
+def brief_terms(brief: Brief) -> set[str]:
+    return terms(" ".join([brief.goal, *brief.keywords]))

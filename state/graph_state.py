@@ -1,0 +1,125 @@
+"""The one shared state of the graph, its input and its output.
+
+Kept small on purpose: SqliteSaver stores the whole state at every step, so
+full signals live in the store and only digests and ids travel here.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict
+from typing_extensions import TypedDict
+
+from state.domain import (
+    ApprovalDecision,
+    Brief,
+    BusinessSnapshot,
+    Campaign,
+    ChannelCopy,
+    DebateTurn,
+    Plan,
+    Proposal,
+    RunStatus,
+    ScoutReport,
+    Signal,
+    SignalDigest,
+    SourceError,
+    Usage,
+    Verdict,
+)
+
+
+def add_usage(left: Usage | None, right: Usage | None) -> Usage:
+    """Reducer: usage from parallel nodes adds up instead of overwriting."""
+    return (left or Usage()) + (right or Usage())
+
+
+def batches(left: list[Signal] | None, right: list[Signal] | None) -> list[Signal]:
+    """Reducer for fetched signals: appends, and `None` clears (after the merge)."""
+    if right is None:
+        return []
+    return (left or []) + right
+
+
+class RadarInput(BaseModel):
+    """What a caller sends: the brief, nothing else. Validated on the way in."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    brief: Brief
+
+
+class RadarState(TypedDict, total=False):
+    brief: Brief
+    """The validated request."""
+    provider: str
+    """Which provider decided ("offline" or "openai:<model>"); shown in every report."""
+
+    fetched: Annotated[list[Signal], batches]
+    """Signals as fetched by scout, before validation; cleared by scout_merge."""
+    source_errors: Annotated[list[SourceError], operator.add]
+    """Sources that failed; the run goes on with the others."""
+    signals: list[SignalDigest]
+    """The kept, ranked signals the debate may cite."""
+    scout_report: ScoutReport
+    """Which sources ran, what was dropped and why."""
+
+    snapshot: BusinessSnapshot
+    """Enterprise's numbers at the start of the debate."""
+
+    round: int
+    """Debate round in progress (1-based); bumped by the CEO on `revise`."""
+    debate: Annotated[list[DebateTurn], operator.add]
+    """Append-only transcript of every turn."""
+    proposal: Proposal
+    """The CMO's latest plan."""
+    verdict: Verdict
+    """The CEO's latest ruling; `verdict.action` routes the debate."""
+
+    plan: Plan
+    """The plan after policy (clamped, forecast, with its adjustments)."""
+    approval: ApprovalDecision
+    """The human decision, when the plan needed one."""
+    copy: list[ChannelCopy]
+    """Ad copy per channel of the plan."""
+    campaign: Campaign
+    """What was executed."""
+
+    status: RunStatus
+    """Final status once decided; `awaiting_approval` is read from the interrupt."""
+    reason: str
+    """Why the run was rejected or failed."""
+    usage: Annotated[Usage, add_usage]
+    """LLM calls and tokens, by role and model."""
+
+
+class RadarOutput(TypedDict, total=False):
+    """The decision a caller gets back."""
+
+    status: RunStatus
+    reason: str
+    provider: str
+    verdict: Verdict
+    plan: Plan
+    campaign: Campaign
+    usage: Usage
+    signals: list[SignalDigest]
+    scout_report: ScoutReport
+
+
+def as_dict(state: dict[str, Any]) -> dict[str, Any]:
+    """JSON-ready copy of a state (pydantic models dumped)."""
+    from pydantic import BaseModel
+
+    def dump(value: Any) -> Any:
+        if isinstance(value, BaseModel):
+            return value.model_dump(mode="json")
+        if isinstance(value, list):
+            return [dump(v) for v in value]
+        if isinstance(value, dict):
+            return {k: dump(v) for k, v in value.items()}
+        return value
+
+    return {k: dump(v) for k, v in state.items()}

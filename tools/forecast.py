@@ -1,0 +1,95 @@
+"""Marketing-mix forecast: a seeded Monte Carlo over uncertain channel rates.
+
+Per channel, for a spend s:
+    impressions = (saturation / cpm * 1000) * (1 - exp(-s / saturation))
+        (linear, s / cpm * 1000, at low spend; flattening as s nears `saturation`)
+    clicks      = impressions * ctr * e1,        e1 ~ LogNormal(0, 0.25)
+    units       = clicks * cvr * demand * e2,    e2 ~ LogNormal(0, 0.35)
+A common demand shock, demand = demand_index * LogNormal(0, 0.15), moves all
+channels together (a good month is good everywhere). Units are then capped by
+stock. Revenue = units * price, gross margin = units * (price - unit_cost),
+ROI = (gross margin - spend) / spend. Quantiles p10/p50/p90 come from `draws` draws.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from state import ChannelEconomics, ChannelForecast, Forecast, ProductFacts, Quantiles
+
+CTR_SIGMA = 0.25
+CVR_SIGMA = 0.35
+DEMAND_SIGMA = 0.15
+
+
+def impressions(spend: float, channel: ChannelEconomics) -> float:
+    """Expected impressions for a spend: the saturation curve, no noise."""
+    ceiling = channel.saturation / channel.cpm * 1000
+    return float(ceiling * -np.expm1(-spend / channel.saturation))
+
+
+def forecast(
+    product: ProductFacts,
+    allocation: Mapping[str, float],
+    economics: Mapping[str, ChannelEconomics],
+    *,
+    draws: int = 10_000,
+    seed: int = 7,
+    demand_index: float = 1.0,
+) -> Forecast:
+    """Outcome distribution of spending `allocation` (channel -> amount) on `product`."""
+    rng = np.random.default_rng(seed)
+    demand = demand_index * rng.lognormal(0.0, DEMAND_SIGMA, draws)
+    total_units = np.zeros(draws)
+    per_channel = []
+    for name in sorted(allocation):
+        spend, rates = float(allocation[name]), economics[name]
+        shown = impressions(spend, rates)
+        clicks = shown * rates.ctr * rng.lognormal(0.0, CTR_SIGMA, draws)
+        units = clicks * rates.cvr * demand * rng.lognormal(0.0, CVR_SIGMA, draws)
+        total_units += units
+        per_channel.append(
+            ChannelForecast(
+                channel=name, spend=round(spend, 2), impressions=round(shown),
+                clicks=round(float(np.median(clicks))), units=round(float(np.median(units)), 1),
+            )
+        )
+    capped = np.minimum(total_units, product.stock)
+    spend = float(sum(allocation.values()))
+    revenue = capped * product.price
+    margin = capped * product.unit_margin
+    roi = (margin - spend) / spend if spend > 0 else np.zeros(draws)
+    return Forecast(
+        draws=draws,
+        seed=seed,
+        spend=round(spend, 2),
+        units=_quantiles(capped, 1),
+        revenue=_quantiles(revenue, 2),
+        margin=_quantiles(margin, 2),
+        roi=_quantiles(roi, 3),
+        channels=per_channel,
+        stock_bound_share=round(float(np.mean(total_units >= product.stock)), 4),
+    )
+
+
+def _quantiles(values: np.ndarray, digits: int) -> Quantiles:
+    p10, p50, p90 = np.percentile(values, [10, 50, 90])
+    return Quantiles(p10=round(float(p10), digits), p50=round(float(p50), digits), p90=round(float(p90), digits))
+
+
+def channel_roi(
+    product: ProductFacts,
+    allocation: Mapping[str, float],
+    economics: Mapping[str, ChannelEconomics],
+    *,
+    draws: int = 2_000,
+    seed: int = 7,
+    demand_index: float = 1.0,
+) -> dict[str, float]:
+    """p50 ROI of each channel on its own at its amount: which channels pay back."""
+    return {
+        name: forecast(product, {name: amount}, economics, draws=draws, seed=seed, demand_index=demand_index).roi.p50
+        for name, amount in sorted(allocation.items())
+    }

@@ -1,0 +1,160 @@
+"""What every signal source is: one async `fetch`, typed errors, one HTTP policy.
+
+Sources never raise anything but `SourceFailure` subclasses, so the caller can
+record the failure and go on with the other sources.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+import httpx
+
+from state import Signal
+
+USER_AGENT = "LeadBoost-RADAR/0.1 (+https://github.com/leadboost/radar; market research)"
+TIMEOUT = httpx.Timeout(connect=5.0, read=15.0, write=10.0, pool=5.0)
+
+
+class SourceFailure(Exception):
+    """Base of the typed source errors; `kind` is what `SourceError.kind` records."""
+
+    kind = "unavailable"
+
+    def __init__(self, source: str, message: str) -> None:
+        super().__init__(f"{source}: {message}")
+        self.source = source
+        self.message = message
+
+
+class SourceNotConfigured(SourceFailure):
+    kind = "not_configured"
+
+
+class SourceRateLimited(SourceFailure):
+    kind = "rate_limited"
+
+
+class SourceUnavailable(SourceFailure):
+    kind = "unavailable"
+
+
+class SourceBadResponse(SourceFailure):
+    kind = "bad_response"
+
+
+@dataclass(frozen=True)
+class Query:
+    """What Scout asks every source for."""
+
+    text: str
+    since: datetime
+    limit: int = 50
+    market: str | None = None
+
+
+class Source(Protocol):
+    """A signal source. `configured` says whether its key/URL is present."""
+
+    name: str
+
+    @property
+    def configured(self) -> bool: ...
+
+    async def fetch(self, query: Query) -> list[Signal]: ...
+
+
+@dataclass
+class RetryPolicy:
+    """Bounded retries: 429 honours Retry-After; 5xx and connection errors back off."""
+
+    attempts: int = 3
+    backoff: float = 0.5
+    max_wait: float = 30.0
+
+
+async def get_json(
+    client: httpx.AsyncClient,
+    source: str,
+    url: str,
+    *,
+    params: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+    retry: RetryPolicy | None = None,
+    sleep=asyncio.sleep,
+) -> Any:
+    """GET a JSON document with the shared retry policy, raising typed errors."""
+    response = await get(client, source, url, params=params, headers=headers, retry=retry, sleep=sleep)
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise SourceBadResponse(source, f"response is not valid JSON ({exc})") from None
+
+
+async def get(
+    client: httpx.AsyncClient,
+    source: str,
+    url: str,
+    *,
+    params: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+    retry: RetryPolicy | None = None,
+    sleep=asyncio.sleep,
+) -> httpx.Response:
+    """GET with the shared retry policy; returns a 2xx response or raises."""
+    retry = retry or RetryPolicy()
+    for attempt in range(1, retry.attempts + 1):
+        last = attempt == retry.attempts
+        try:
+            response = await client.get(url, params=params, headers=headers)
+        except (httpx.TimeoutException, httpx.TransportError) as exc:
+            if last:
+                raise SourceUnavailable(source, f"{type(exc).__name__} after {attempt} attempts") from None
+            await sleep(retry.backoff * 2 ** (attempt - 1))
+            continue
+        if response.status_code in (401, 403):
+            raise SourceNotConfigured(
+                source, f"HTTP {response.status_code}: the API refused the credentials, check your key"
+            )
+        if response.status_code == 429:
+            if last:
+                raise SourceRateLimited(source, f"HTTP 429 after {attempt} attempts")
+            await sleep(min(retry_after(response, retry.backoff * 2 ** (attempt - 1)), retry.max_wait))
+            continue
+        if response.status_code >= 500:
+            if last:
+                raise SourceUnavailable(source, f"HTTP {response.status_code} after {attempt} attempts")
+            await sleep(retry.backoff * 2 ** (attempt - 1))
+            continue
+        if response.status_code >= 400:
+            raise SourceBadResponse(source, f"HTTP {response.status_code}: {response.text[:200]}")
+        return response
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def retry_after(response: httpx.Response, default: float) -> float:
+    """Seconds to wait from a Retry-After header (seconds or HTTP date)."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return default
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value)
+        if parsed is None:
+            return default
+        return max(0.0, (parsed - datetime.now(timezone.utc)).total_seconds())
+
+
+def new_client(transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+    """The one client a run shares across sources."""
+    return httpx.AsyncClient(
+        timeout=TIMEOUT,
+        headers={"User-Agent": USER_AGENT},
+        transport=transport,
+        follow_redirects=True,
+    )
