@@ -85,7 +85,7 @@ def offline(state: RadarState, runtime: Runtime[Context], facts: dict, final: bo
         return CeoAnswer(
             action="revise",
             rationale=f"{', '.join(losers)} return below the hurdle of {hurdle:.2f}; the rest of the plan is sound.",
-            guidance=f"Drop {', '.join(losers)} and move the money to {', '.join(sorted(split))}.",
+            guidance=f"Drop {', '.join(losers)} and move the money to {', '.join(sorted(split))}",
             allocations=as_list(split), cited_signals=cited,
         )
     roi = facts["forecast"].roi

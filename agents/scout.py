@@ -10,10 +10,12 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import httpx
+from langchain_core.language_models import BaseChatModel
 from langgraph.runtime import Runtime
 
 from pydantic import ValidationError
 
+from agents.llm import provider_label
 from state import Brief, Context, RadarState, ScoutReport, clock, describe
 from tools.seed import open_store
 from tools.signals import infer_market, screen, terms
@@ -47,8 +49,9 @@ def query_for(brief: Brief, now: datetime, recency_days: int) -> Query:
     return Query(text=words[:200], since=now - timedelta(days=recency_days), limit=50, market=brief.market)
 
 
-def create_scout(sources: SourcesFactory = configured_sources):
-    """Node factory: `sources` builds the run's sources on the run's shared client."""
+def create_scout(sources: SourcesFactory = configured_sources, llm: BaseChatModel | None = None):
+    """Node factory: `sources` builds the run's sources on the run's shared client; `llm`
+    only names the provider (Scout is the first node, so it stamps who will decide)."""
 
     async def scout(state: RadarState, runtime: Runtime[Context]) -> dict:
         context, brief = runtime.context, valid_brief(state["brief"])
@@ -57,6 +60,7 @@ def create_scout(sources: SourcesFactory = configured_sources):
             fetched = await fetch_all(sources(client, now, context), query_for(brief, now, context.recency_days))
         return {
             "brief": brief,
+            "provider": provider_label(context, llm),
             "fetched": fetched.signals,
             "source_errors": fetched.errors,
             "scout_report": ScoutReport(sources=fetched.runs, rejected_rows=fetched.rejected_rows),

@@ -79,7 +79,7 @@ def build_graph(
     `platform` replace the source registry and the simulated ads platform."""
     g = StateGraph(RadarState, context_schema=Context, input_schema=RadarInput, output_schema=RadarOutput)
 
-    g.add_node("scout", invocable(create_scout(sources)))
+    g.add_node("scout", invocable(create_scout(sources, llm)))
     g.add_node("scout_merge", scout_merge)
     g.add_node("enterprise_brief", enterprise_brief)
     g.add_node("cmo", invocable(create_cmo(llm)))

@@ -36,6 +36,16 @@ def add_usage(left: Usage | None, right: Usage | None) -> Usage:
     return (left or Usage()) + (right or Usage())
 
 
+_ROLE_ORDER = {"cmo": 0, "cfo": 1, "ceo": 2}
+
+
+def add_turns(left: list[DebateTurn] | None, right: list[DebateTurn] | None) -> list[DebateTurn]:
+    """Reducer: append-only transcript, kept in speaking order (round, then CMO, CFO, CEO)
+    whatever order parallel nodes finish in."""
+    turns = (left or []) + (right or [])
+    return sorted(turns, key=lambda t: (t.round, _ROLE_ORDER[t.role]))
+
+
 def batches(left: list[Signal] | None, right: list[Signal] | None) -> list[Signal]:
     """Reducer for fetched signals: appends, and `None` clears (after the merge)."""
     if right is None:
@@ -71,7 +81,7 @@ class RadarState(TypedDict, total=False):
 
     round: int
     """Debate round in progress (1-based); bumped by the CEO on `revise`."""
-    debate: Annotated[list[DebateTurn], operator.add]
+    debate: Annotated[list[DebateTurn], add_turns]
     """Append-only transcript of every turn."""
     proposal: Proposal
     """The CMO's latest plan."""

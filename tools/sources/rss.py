@@ -27,6 +27,8 @@ from tools.sources.base import (
 )
 
 _TAG = re.compile(r"<[^>]*>")
+#: Bozo reasons that do not make a feed unreadable (servers often send feeds as text/html).
+_BENIGN = (feedparser.NonXMLContentType, feedparser.CharacterEncodingOverride)
 
 
 def strip_html(value: str | None) -> str:
@@ -74,8 +76,10 @@ class RssSource:
         headers = {"content-type": response.headers.get("content-type", ""), "content-location": str(response.url)}
         # BytesIO, not bytes: feedparser treats a bytes argument as a possible local file name.
         parsed = feedparser.parse(io.BytesIO(response.content), response_headers=headers)
-        if parsed.bozo and not parsed.entries:
-            return SourceBadResponse(self.name, f"{url}: not a feed ({parsed.get('bozo_exception')})")
+        broken = parsed.bozo and not isinstance(parsed.get("bozo_exception"), _BENIGN)
+        if not parsed.entries and (broken or not parsed.version):
+            reason = parsed.get("bozo_exception") or "no RSS or Atom document"
+            return SourceBadResponse(self.name, f"{url}: not a feed ({reason})")
         lang = (parsed.feed.get("language") or "")[:2].lower() or None
         return [s for e in parsed.entries if (s := self._signal(e, lang)) is not None]
 
