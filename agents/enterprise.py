@@ -75,6 +75,8 @@ def enterprise_brief(state: RadarState, runtime: Runtime[Context]) -> dict:
     if product is None:
         what = f"unknown product {brief.product!r}" if brief.product else "no product in the catalogue matches the goal"
         update |= {"status": "rejected", "reason": f"{what}; name one with --product SKU"}
+    elif product.stock <= 0:
+        update |= {"status": "rejected", "reason": f"{product.sku} is out of stock: nothing to advertise"}
     return update
 
 

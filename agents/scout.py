@@ -6,6 +6,7 @@ deterministic) are checkpointed apart: `scout` and `scout_merge`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -45,7 +46,12 @@ def valid_brief(raw: Brief | dict) -> Brief:
 
 
 def query_for(brief: Brief, now: datetime, recency_days: int) -> Query:
-    words = " ".join(brief.keywords) if brief.keywords else brief.goal
+    """Search APIs match every word: send the keywords, or the goal's content words."""
+    if brief.keywords:
+        words = " ".join(brief.keywords)
+    else:
+        wanted = terms(brief.goal)
+        words = " ".join(dict.fromkeys(w for w in re.findall(r"\w+", brief.goal) if terms(w) & wanted))
     return Query(text=words[:200], since=now - timedelta(days=recency_days), limit=50, market=brief.market)
 
 

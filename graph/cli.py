@@ -69,7 +69,7 @@ def thread_config(thread_id: str, checkpoint_id: str | None = None) -> dict[str,
         raise BadInput(f"thread: {thread_id!r} is not a valid thread id (letters, digits, _.:- up to 64)")
     configurable = {"thread_id": thread_id}
     if checkpoint_id:
-        configurable["checkpoint_id"] = checkpoint_id
+        configurable |= {"checkpoint_id": checkpoint_id, "checkpoint_ns": ""}
     return {"configurable": configurable}
 
 
@@ -101,8 +101,9 @@ def execute(graph_input: Any, config: dict[str, Any], ctx: Context, as_json: boo
                         err.print(f"[green]✓[/] {node}" + _progress(update))
         except Exception as exc:  # the thread keeps its checkpoints: `leadboost resume` picks it up
             failure = exc
-        snapshot = graph.get_state(config)
-    result = decision(config["configurable"]["thread_id"], snapshot)
+        thread_id = config["configurable"]["thread_id"]
+        snapshot = graph.get_state(thread_config(thread_id))  # the head: where this run ended
+    result = decision(thread_id, snapshot)
     if failure is not None and result["status"] != "failed":
         result |= {"status": "failed", "reason": f"{type(failure).__name__}: {failure}"}
     if as_json:
@@ -273,16 +274,16 @@ def threads(as_json: bool = typer.Option(False, "--json")) -> None:
 def history_cmd(thread_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
     """List a thread's checkpoints: id, step, node, time, what changed."""
     ctx = context()
-    config = _existing(thread_id, ctx)["config"]
-    with sqlite_checkpointer(ctx.home) as saver:
-        rows = history(list(build_graph(saver).get_state_history(config)))
+    rows = _history(_existing(thread_id, ctx)["config"], ctx)
     if as_json:
         print(json.dumps(rows, default=str))
         return
     from rich.table import Table
 
     table = Table(title=f"History of {thread_id}")
-    for col in ("step", "checkpoint", "node", "time", "summary"):
+    table.add_column("step")
+    table.add_column("checkpoint", no_wrap=True)
+    for col in ("node", "time", "summary"):
         table.add_column(col)
     for r in rows:
         table.add_row(str(r["step"]), r["checkpoint_id"], ", ".join(r["nodes"]), r["time"][11:23], r["summary"])
@@ -309,6 +310,70 @@ def show(
         print(json.dumps(result, default=str))
     else:
         print_report(result)
+
+
+def _checkpoint(thread_id: str, checkpoint_id: str, ctx: Context) -> tuple[dict[str, Any], Any]:
+    """The config and snapshot of a checkpoint that belongs to the thread."""
+    _existing(thread_id, ctx)
+    config = thread_config(thread_id, checkpoint_id)
+    with sqlite_checkpointer(ctx.home) as saver:
+        snapshot = build_graph(saver).get_state(config)
+    if not snapshot.values:
+        raise BadInput(f"checkpoint: {checkpoint_id!r} is not a checkpoint of thread {thread_id!r}")
+    return config, snapshot
+
+
+@app.command()
+def replay(
+    thread_id: str,
+    checkpoint: str = typer.Option(..., help="Checkpoint id to re-run from (see `history`)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Re-run a thread from a checkpoint; side effects already executed are not repeated."""
+    ctx = context()
+    config, _ = _checkpoint(thread_id, checkpoint, ctx)
+    raise typer.Exit(execute(None, config, ctx, as_json))
+
+
+#: What `fork --set` may change: fields of the brief.
+FORKABLE = ("goal", "budget", "channels", "market", "keywords", "max_rounds", "product", "currency")
+
+
+@app.command()
+def fork(
+    thread_id: str,
+    checkpoint: str = typer.Option(..., help="Checkpoint id to branch from (see `history`)."),
+    set_: list[str] = typer.Option(..., "--set", help="field=value on the brief, e.g. budget=3000 (repeatable)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Branch a thread at a checkpoint with changed brief fields, and run the branch."""
+    ctx = context()
+    config, snapshot = _checkpoint(thread_id, checkpoint, ctx)
+    brief = snapshot.values["brief"]
+    fields = brief.model_dump() if isinstance(brief, Brief) else dict(brief)
+    for item in set_:
+        name, sep, value = item.partition("=")
+        if not sep or name not in FORKABLE:
+            raise BadInput(f"--set: {item!r} must be field=value with field one of {', '.join(FORKABLE)}")
+        fields[name] = [v.strip() for v in value.split(",") if v.strip()] if name in ("channels", "keywords") else value
+    try:
+        changed = Brief.model_validate(fields)
+    except ValidationError as exc:
+        raise BadInput(describe(exc, "brief")) from None
+    writers = {row["checkpoint_id"]: row["nodes"] for row in _history(config, ctx)}
+    nodes = writers.get(checkpoint, [])
+    if len(nodes) != 1 or nodes[0] in ("input", "__start__"):
+        raise BadInput(f"checkpoint: fork from a checkpoint written by one node (this one: {', '.join(nodes)})")
+    with sqlite_checkpointer(ctx.home) as saver:
+        branch = build_graph(saver).update_state(config, {"brief": changed}, as_node=nodes[0])
+    err.print(f"forked {thread_id} at {checkpoint} as checkpoint {branch['configurable']['checkpoint_id']}")
+    raise typer.Exit(execute(None, branch, ctx, as_json))
+
+
+def _history(config: dict[str, Any], ctx: Context) -> list[dict[str, Any]]:
+    head = {"configurable": {"thread_id": config["configurable"]["thread_id"]}}
+    with sqlite_checkpointer(ctx.home) as saver:
+        return history(list(build_graph(saver).get_state_history(head)))
 
 
 # -- store ---------------------------------------------------------------------

@@ -370,7 +370,9 @@ async def test_rss_parses_rss_and_atom_and_fills_the_query_placeholder(make):
     assert news.lang == "es" and news.source == "rss"
     assert review.author == "Ana Gómez" and review.lang == "en"
     assert review.url == "https://www.trailrunningspain.com/review-trail-sneaker-x-waterproof"
-    assert review.text == "120 km of mud and river crossings. The membrane held up & the grip on wet limestone impressed."
+    assert review.text == (
+        "120 km of mud and river crossings. The membrane held up & the grip on wet limestone impressed."
+    )
     assert review.published_at == datetime(2026, 11, 17, 18, tzinfo=timezone.utc)
     assert source.feed_errors == []
 

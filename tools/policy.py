@@ -10,6 +10,7 @@ clamped and recorded; what cannot is a rejection with its reason.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from state import Brief, ChannelEconomics, Forecast, ProductFacts, Verdict
@@ -106,8 +107,13 @@ def _reject(out: PolicyOutcome, reason: str) -> PolicyOutcome:
 
 
 def _scale(allocation: dict[str, float], factor: float) -> dict[str, float]:
-    # Floor to the cent so that rounding can never lift the total above the cap.
-    return {k: int(v * factor * 100) / 100 for k, v in allocation.items()}
+    """Scale to a total floored to the cent (never above the cap); the rounding
+    remainder goes to the largest channel so the parts add up to the total."""
+    target = math.floor(sum(allocation.values()) * factor * 100 + 1e-6) / 100
+    scaled = {k: math.floor(v * factor * 100) / 100 for k, v in allocation.items()}
+    largest = max(scaled, key=scaled.get)
+    scaled[largest] = round(scaled[largest] + target - sum(scaled.values()), 2)
+    return scaled
 
 
 def _drop_below_minimum(

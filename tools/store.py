@@ -178,7 +178,7 @@ class Store:
         """Set the final status and spend; add the campaign's lesson once. Returns the spend."""
         with self.transaction():
             spend = self.db.execute(
-                "SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE campaign_id = ?", [campaign_id]
+                "SELECT ROUND(COALESCE(SUM(amount), 0), 2) FROM ledger WHERE campaign_id = ?", [campaign_id]
             ).fetchone()[0]
             self.db.execute("UPDATE campaigns SET status = ?, spend = ? WHERE id = ?", [status, spend, campaign_id])
             if lesson:

@@ -90,6 +90,8 @@ async def fetch_all(sources: list[Source], query: Query) -> ScoutFetch:
         out.runs.append(SourceRun(name=source.name, fetched=len(signals), error=error and error.message))
         if error:
             out.errors.append(error)
+        elif getattr(source, "feed_errors", None):  # some feeds of a source failed, the rest were read
+            out.errors += [SourceError(source=source.name, kind="unavailable", message=m) for m in source.feed_errors]
         out.rejected_rows.extend(getattr(source, "rejected_rows", []))
     return out
 
@@ -101,3 +103,5 @@ async def _fetch_one(source: Source, query: Query) -> tuple[list[Signal], Source
         return await source.fetch(query), None
     except SourceFailure as exc:
         return [], SourceError(source=source.name, kind=exc.kind, message=exc.message)
+    except Exception as exc:  # a bug in one source must not sink the others; it is reported, not hidden
+        return [], SourceError(source=source.name, kind="bad_response", message=f"{type(exc).__name__}: {exc}")

@@ -85,7 +85,7 @@ async def get_json(
     params: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
     retry: RetryPolicy | None = None,
-    sleep=asyncio.sleep,
+    sleep=None,
 ) -> Any:
     """GET a JSON document with the shared retry policy, raising typed errors."""
     response = await get(client, source, url, params=params, headers=headers, retry=retry, sleep=sleep)
@@ -103,27 +103,33 @@ async def get(
     params: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
     retry: RetryPolicy | None = None,
-    sleep=asyncio.sleep,
+    sleep=None,
 ) -> httpx.Response:
     """GET with the shared retry policy; returns a 2xx response or raises."""
     retry = retry or RetryPolicy()
+    sleep = sleep or asyncio.sleep
     for attempt in range(1, retry.attempts + 1):
         last = attempt == retry.attempts
         try:
             response = await client.get(url, params=params, headers=headers)
-        except (httpx.TimeoutException, httpx.TransportError) as exc:
+        except httpx.InvalidURL as exc:
+            raise SourceBadResponse(source, f"invalid URL {url!r}: {exc}") from None
+        except (httpx.TooManyRedirects, httpx.DecodingError) as exc:
+            raise SourceBadResponse(source, f"{type(exc).__name__}: {exc}") from None
+        except httpx.RequestError as exc:
             if last:
                 raise SourceUnavailable(source, f"{type(exc).__name__} after {attempt} attempts") from None
             await sleep(retry.backoff * 2 ** (attempt - 1))
             continue
-        if response.status_code in (401, 403):
-            raise SourceNotConfigured(
-                source, f"HTTP {response.status_code}: the API refused the credentials, check your key"
-            )
+        if response.status_code == 401:
+            raise SourceNotConfigured(source, "HTTP 401: the API refused the credentials, check your key")
+        if response.status_code == 403:
+            raise SourceNotConfigured(source, "HTTP 403: access forbidden (plan limits, a blocked client or a bad key)")
         if response.status_code == 429:
-            if last:
-                raise SourceRateLimited(source, f"HTTP 429 after {attempt} attempts")
-            await sleep(min(retry_after(response, retry.backoff * 2 ** (attempt - 1)), retry.max_wait))
+            wait = retry_after(response, retry.backoff * 2 ** (attempt - 1))
+            if last or wait > retry.max_wait:
+                raise SourceRateLimited(source, f"HTTP 429 after {attempt} attempts (asked to wait {wait:.0f}s)")
+            await sleep(wait)
             continue
         if response.status_code >= 500:
             if last:
@@ -137,17 +143,29 @@ async def get(
 
 
 def retry_after(response: httpx.Response, default: float) -> float:
-    """Seconds to wait from a Retry-After header (seconds or HTTP date)."""
+    """Seconds to wait: Retry-After (seconds or HTTP date), else X's x-rate-limit-reset
+    (epoch seconds), else `default`. A header we cannot read falls back to `default`."""
+    now = datetime.now(timezone.utc)
     value = response.headers.get("Retry-After")
-    if not value:
-        return default
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value)
-        if parsed is None:
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            pass
+        try:
+            moment = email.utils.parsedate_to_datetime(value)
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=timezone.utc)
+            return max(0.0, (moment - now).total_seconds())
+        except (TypeError, ValueError):
             return default
-        return max(0.0, (parsed - datetime.now(timezone.utc)).total_seconds())
+    reset = response.headers.get("x-rate-limit-reset")
+    if reset:
+        try:
+            return max(0.0, float(reset) - now.timestamp())
+        except ValueError:
+            return default
+    return default
 
 
 def new_client(transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
