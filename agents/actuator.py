@@ -90,6 +90,7 @@ def create_copywriter(llm: BaseChatModel | None = None):
             answer, usage = await respond(
                 "copywriter", CopyAnswer, llm=llm, context=runtime.context, tier="quick",
                 messages=msgs, offline=lambda: offline(state, channel), check=within_limits(channel),
+                spent=state.get("usage"),
             )
             return ChannelCopy(channel=channel, **answer.model_dump()), usage
 

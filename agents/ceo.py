@@ -108,7 +108,7 @@ def create_ceo(llm: BaseChatModel | None = None):
             "ceo", CeoAnswer, llm=llm, context=runtime.context, tier="deep",
             messages=lambda: messages(state, runtime, facts, final),
             offline=lambda: offline(state, runtime, facts, final),
-            check=citations_check(state["signals"]),
+            check=citations_check(state["signals"]), spent=state.get("usage"),
         )
         action = answer.action
         if final and action == "revise":

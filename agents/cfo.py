@@ -105,7 +105,7 @@ def create_cfo(llm: BaseChatModel | None = None):
         answer, usage = await respond(
             "cfo", CfoAnswer, llm=llm, context=runtime.context, tier="quick",
             messages=lambda: messages(state, runtime, facts), offline=lambda: offline(state, runtime, facts),
-            check=citations_check(state["signals"]),
+            check=citations_check(state["signals"]), spent=state.get("usage"),
         )
         turn = DebateTurn(role="cfo", round=state["round"], stance=answer.stance, argument=answer.argument[:1500],
                           cited_signals=answer.cited_signals)

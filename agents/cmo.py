@@ -70,7 +70,7 @@ def create_cmo(llm: BaseChatModel | None = None):
         answer, usage = await respond(
             "cmo", CmoAnswer, llm=llm, context=runtime.context, tier="quick",
             messages=lambda: messages(state), offline=lambda: offline(state),
-            check=citations_check(state["signals"]),
+            check=citations_check(state["signals"]), spent=state.get("usage"),
         )
         split = as_dict(answer.allocations)
         proposal = Proposal(product_sku=state["snapshot"].product.sku, budget=round(sum(split.values()), 2),

@@ -9,20 +9,29 @@ otherwise fails loudly with the raw text kept.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Callable
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Literal, TypeVar
+from weakref import WeakKeyDictionary
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from pydantic import BaseModel, ValidationError
 
+from agents.cache import SqliteLLMCache
 from state import Context, Usage, UsageLine
 
 T = TypeVar("T", bound=BaseModel)
 Tier = Literal["deep", "quick"]
+
+
+class BudgetExhausted(RuntimeError):
+    """The run has used its LLM calls or tokens; it stops instead of running up a bill.
+    The thread stays resumable (raise the limit, then `leadboost resume`)."""
 
 
 class StructuredOutputError(RuntimeError):
@@ -53,14 +62,31 @@ def model_for(context: Context, tier: Tier) -> BaseChatModel | None:
     if provider_of(context) == "offline":
         return None
     name = context.deep_model if tier == "deep" else context.quick_model
-    return _chat_openai(name, os.environ.get("OPENAI_BASE_URL"), context.llm_timeout, context.llm_retries)
+    cache = context.llm_cache and (
+        str(Path(context.home) / "llm_cache.sqlite") if context.llm_cache == "on" else context.llm_cache
+    )
+    return _chat_openai(name, os.environ.get("OPENAI_BASE_URL"), context.llm_timeout, context.llm_retries, cache)
 
 
-@lru_cache(maxsize=16)
-def _chat_openai(model: str, base_url: str | None, timeout: float, retries: int) -> BaseChatModel:
+#: One client per event loop and settings: an async HTTP client must not outlive or
+#: change its loop, and a loop that is gone takes its clients with it.
+_clients: WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, BaseChatModel]] = WeakKeyDictionary()
+
+
+def _chat_openai(model: str, base_url: str | None, timeout: float, retries: int, cache: str) -> BaseChatModel:
     from langchain_openai import ChatOpenAI
 
-    return ChatOpenAI(model=model, base_url=base_url, timeout=timeout, max_retries=retries, temperature=0.2)
+    per_loop = _clients.setdefault(asyncio.get_running_loop(), {})
+    key = (model, base_url, timeout, retries, cache)
+    if key not in per_loop:
+        per_loop[key] = ChatOpenAI(model=model, base_url=base_url, timeout=timeout, max_retries=retries,
+                                   temperature=0.2, cache=_cache(cache) if cache else None)
+    return per_loop[key]
+
+
+@lru_cache(maxsize=8)
+def _cache(path: str) -> SqliteLLMCache:
+    return SqliteLLMCache(path)
 
 
 def model_name(llm: BaseChatModel) -> str:
@@ -125,12 +151,20 @@ async def respond(
     messages: Callable[[], list[BaseMessage]],
     offline: Callable[[], T],
     check: Callable[[T], None] | None = None,
+    spent: Usage | None = None,
 ) -> tuple[T, Usage]:
-    """One role's answer: from the injected or configured model, or its offline policy."""
+    """One role's answer: from the injected or configured model, or its offline policy.
+    `spent` is the run's usage so far, checked against the context's LLM budget."""
     model = llm or model_for(context, tier)
     if model is None:
         answer = offline()
         if check:
             check(answer)
         return answer, Usage()
+    spent = spent or Usage()
+    if spent.calls >= context.max_llm_calls or spent.tokens >= context.max_tokens:
+        raise BudgetExhausted(
+            f"budget_exhausted: {spent.calls} LLM calls and {spent.tokens} tokens used "
+            f"(limits {context.max_llm_calls} calls, {context.max_tokens} tokens)"
+        )
     return await ask(model, schema, messages(), role=role, check=check)

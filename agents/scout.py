@@ -14,10 +14,8 @@ import httpx
 from langchain_core.language_models import BaseChatModel
 from langgraph.runtime import Runtime
 
-from pydantic import ValidationError
-
 from agents.llm import provider_label
-from state import Brief, Context, RadarState, ScoutReport, clock, describe
+from state import Brief, Context, RadarState, ScoutReport, clock
 from tools.seed import open_store
 from tools.signals import infer_market, screen, terms
 from tools.sources import Query, Source, build_sources, default_source_names, fetch_all, new_client
@@ -29,20 +27,6 @@ def configured_sources(client: httpx.AsyncClient, now: datetime, context: Contex
     """The sources named in the context, or every configured one (`sample` when none is)."""
     names = context.source_names or default_source_names(client, now)
     return build_sources(names, client, now)
-
-
-class InvalidBrief(ValueError):
-    """The brief breaks a rule; the message names each field and rule."""
-
-
-def valid_brief(raw: Brief | dict) -> Brief:
-    """Inputs from the SDK or `invoke` arrive as plain dicts: validate them here, first."""
-    if isinstance(raw, Brief):
-        return raw
-    try:
-        return Brief.model_validate(raw)
-    except ValidationError as exc:
-        raise InvalidBrief(describe(exc, "brief")) from None
 
 
 def query_for(brief: Brief, now: datetime, recency_days: int) -> Query:
@@ -60,12 +44,11 @@ def create_scout(sources: SourcesFactory = configured_sources, llm: BaseChatMode
     only names the provider (Scout is the first node, so it stamps who will decide)."""
 
     async def scout(state: RadarState, runtime: Runtime[Context]) -> dict:
-        context, brief = runtime.context, valid_brief(state["brief"])
+        context, brief = runtime.context, state["brief"]
         now = clock(context)
         async with new_client() as client:
             fetched = await fetch_all(sources(client, now, context), query_for(brief, now, context.recency_days))
         return {
-            "brief": brief,
             "provider": provider_label(context, llm),
             "fetched": fetched.signals,
             "source_errors": fetched.errors,

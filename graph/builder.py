@@ -9,13 +9,12 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.runnables import RunnableLambda
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.runtime import get_runtime
 
 from agents import (
     approval,
@@ -31,23 +30,28 @@ from agents import (
     scout_merge,
 )
 from agents.scout import SourcesFactory, configured_sources
+from graph.nodes import as_node
 from state import Context, RadarInput, RadarOutput, RadarState
 from tools.ads import AdsPlatform
 
 DEBATE = ["cmo", "cfo"]
 
 
-def invocable(node) -> RunnableLambda:
-    """An async node that `invoke` can run too (LangGraph runs async nodes only under
-    `ainvoke`); under `ainvoke` it stays a coroutine on the caller's event loop."""
+_sync_loop: asyncio.AbstractEventLoop | None = None
+_sync_loop_lock = threading.Lock()
 
-    async def run_async(state: RadarState) -> dict:
-        return await node(state, get_runtime(Context))
 
-    def run_sync(state: RadarState) -> dict:
-        return asyncio.run(node(state, get_runtime(Context)))
-
-    return RunnableLambda(run_sync, afunc=run_async, name=node.__name__)
+def _loop_for_sync_runs() -> asyncio.AbstractEventLoop:
+    """One long-lived event loop (in a daemon thread) for async nodes under `invoke`/`stream`.
+    Not `asyncio.run` per node: HTTP clients cached process-wide (langchain-openai's) keep
+    pooled keep-alive connections bound to the loop that opened them, and reusing one from
+    a closed loop fails with "Event loop is closed" on the next node."""
+    global _sync_loop
+    with _sync_loop_lock:
+        if _sync_loop is None:
+            _sync_loop = asyncio.new_event_loop()
+            threading.Thread(target=_sync_loop.run_forever, name="radar-sync-nodes", daemon=True).start()
+        return _sync_loop
 
 
 def route_after_brief(state: RadarState) -> list[str] | str:
@@ -79,17 +83,17 @@ def build_graph(
     `platform` replace the source registry and the simulated ads platform."""
     g = StateGraph(RadarState, context_schema=Context, input_schema=RadarInput, output_schema=RadarOutput)
 
-    g.add_node("scout", invocable(create_scout(sources, llm)))
-    g.add_node("scout_merge", scout_merge)
-    g.add_node("enterprise_brief", enterprise_brief)
-    g.add_node("cmo", invocable(create_cmo(llm)))
-    g.add_node("cfo", invocable(create_cfo(llm)))
-    g.add_node("ceo", invocable(create_ceo(llm)))
-    g.add_node("enterprise_check", enterprise_check)
-    g.add_node("approval", approval)
-    g.add_node("copywriter", invocable(create_copywriter(llm)))
-    g.add_node("actuator", create_actuator(platform))
-    g.add_node("enterprise_record", enterprise_record)
+    g.add_node("scout", as_node(create_scout(sources, llm)))
+    g.add_node("scout_merge", as_node(scout_merge))
+    g.add_node("enterprise_brief", as_node(enterprise_brief))
+    g.add_node("cmo", as_node(create_cmo(llm)))
+    g.add_node("cfo", as_node(create_cfo(llm)))
+    g.add_node("ceo", as_node(create_ceo(llm)))
+    g.add_node("enterprise_check", as_node(enterprise_check))
+    g.add_node("approval", as_node(approval))
+    g.add_node("copywriter", as_node(create_copywriter(llm)))
+    g.add_node("actuator", as_node(create_actuator(platform)))
+    g.add_node("enterprise_record", as_node(enterprise_record))
 
     g.add_edge(START, "scout")
     g.add_edge("scout", "scout_merge")

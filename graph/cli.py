@@ -19,7 +19,9 @@ from langgraph.types import Command
 from pydantic import ValidationError
 from rich.console import Console
 
+from agents.pricing import price_table
 from graph.builder import build_graph
+from graph.nodes import configure_logging
 from graph.checkpoints import checkpoint_path, sqlite_checkpointer
 from graph.report import print_report
 from graph.runs import decision, history, status_of
@@ -39,6 +41,7 @@ class BadInput(Exception):
 
 
 def main() -> None:
+    configure_logging()
     try:
         app(standalone_mode=False)
     except BadInput as exc:
@@ -103,7 +106,7 @@ def execute(graph_input: Any, config: dict[str, Any], ctx: Context, as_json: boo
             failure = exc
         thread_id = config["configurable"]["thread_id"]
         snapshot = graph.get_state(thread_config(thread_id))  # the head: where this run ended
-    result = decision(thread_id, snapshot)
+    result = decision(thread_id, snapshot, price_table(ctx.prices))
     if failure is not None and result["status"] != "failed":
         result |= {"status": "failed", "reason": f"{type(failure).__name__}: {failure}"}
     if as_json:
@@ -374,6 +377,28 @@ def _history(config: dict[str, Any], ctx: Context) -> list[dict[str, Any]]:
     head = {"configurable": {"thread_id": config["configurable"]["thread_id"]}}
     with sqlite_checkpointer(ctx.home) as saver:
         return history(list(build_graph(saver).get_state_history(head)))
+
+
+@app.command()
+def token(
+    owner: str = typer.Option(..., help="Who the server will see (threads are private to an owner)."),
+    ttl: str = typer.Option("1h", help="Lifetime: 30m, 1h, 2d."),
+) -> None:
+    """Print a bearer token for the `langgraph dev` server, signed with LEADBOOST_JWT_SECRET."""
+    import os
+
+    from graph.auth import mint_token
+
+    secret = os.environ.get("LEADBOOST_JWT_SECRET", "")
+    if not secret:
+        raise BadInput("LEADBOOST_JWT_SECRET: not set; the server and this command must share it")
+    match = re.fullmatch(r"(\d+)([smhd])", ttl.strip())
+    if not match or int(match.group(1)) == 0:
+        raise BadInput(f"ttl: {ttl!r} is not a positive duration like 30m, 1h or 2d")
+    if not owner.strip():
+        raise BadInput("owner: must not be empty")
+    seconds = int(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+    print(mint_token(owner.strip(), seconds, secret))
 
 
 # -- store ---------------------------------------------------------------------

@@ -115,8 +115,10 @@ def _campaign(campaign: dict[str, Any], ledger: dict[str, Any] | None) -> Group:
 
 def _footer(d: dict[str, Any]) -> str:
     u = d["usage"]
-    lines = [f"LLM calls {u['calls']}, tokens {u['tokens']:,} (provider {d.get('provider')})"]
-    lines += [f"  {k}: {v['calls']} calls, {v['input_tokens']}+{v['output_tokens']} tokens"
+    lines = [f"LLM calls {u['calls']}, tokens {u['tokens']:,}, estimated cost ${u['cost_usd']:.4f} "
+             f"(provider {d.get('provider')})"]
+    lines += [f"  {k}: {v['calls']} calls, {v['input_tokens']}+{v['output_tokens']} tokens, "
+              + (f"${v['cost_usd']:.4f}" if v["cost_usd"] is not None else "no price")
               for k, v in sorted(u["by_role_model"].items())]
     if d.get("source_errors"):
         lines += [f"source error {e['source']} ({e['kind']}): {e['message']}" for e in d["source_errors"]]

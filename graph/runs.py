@@ -10,7 +10,8 @@ from typing import Any
 
 from langgraph.types import StateSnapshot
 
-from state import RunStatus, as_dict
+from agents.pricing import PRICES, cost
+from state import RunStatus, Usage, as_dict
 
 
 def status_of(snapshot: StateSnapshot) -> RunStatus | None:
@@ -31,12 +32,14 @@ def error_of(snapshot: StateSnapshot) -> str | None:
     return "; ".join(errors) or None
 
 
-def decision(thread_id: str, snapshot: StateSnapshot) -> dict[str, Any]:
+def decision(thread_id: str, snapshot: StateSnapshot, prices: dict | None = None) -> dict[str, Any]:
     """The JSON object `run --json` and `show --json` print."""
     values = as_dict(snapshot.values)
     plan = values.get("plan")
     status = status_of(snapshot)
     reason = values.get("reason") or (error_of(snapshot) if status == "failed" else None)
+    if reason and "budget_exhausted" in reason:
+        reason = "budget_exhausted: " + reason.split("budget_exhausted:", 1)[1].strip(" ')\"")
     return {
         "thread_id": thread_id,
         "checkpoint_id": snapshot.config["configurable"].get("checkpoint_id"),
@@ -56,16 +59,19 @@ def decision(thread_id: str, snapshot: StateSnapshot) -> dict[str, Any]:
         "interrupt": snapshot.interrupts[0].value if snapshot.interrupts else None,
         "copy": values.get("copy", []),
         "campaign": values.get("campaign"),
-        "usage": usage_summary(snapshot.values.get("usage")),
+        "usage": usage_summary(snapshot.values.get("usage"), prices),
         "next": list(snapshot.next),
     }
 
 
-def usage_summary(usage) -> dict[str, Any]:
-    if usage is None:
-        return {"calls": 0, "tokens": 0, "by_role_model": {}}
-    return {"calls": usage.calls, "tokens": usage.tokens,
-            "by_role_model": {k: v.model_dump() for k, v in usage.lines.items()}}
+def usage_summary(usage: Usage | None, prices: dict | None = None) -> dict[str, Any]:
+    """Calls, tokens and estimated USD cost, in total and by "role/model"."""
+    usage = usage or Usage()
+    costs = cost(usage, prices or PRICES)
+    return {
+        "calls": usage.calls, "tokens": usage.tokens, "cost_usd": costs["total"],
+        "by_role_model": {k: {**v.model_dump(), "cost_usd": costs[k]} for k, v in usage.lines.items()},
+    }
 
 
 def history(snapshots: list[StateSnapshot]) -> list[dict[str, Any]]:

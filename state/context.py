@@ -7,8 +7,10 @@ the CLI and the Python API read the same settings.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field, fields
+from datetime import datetime, timezone
 from typing import Literal
 
 
@@ -26,6 +28,14 @@ class Context:
     quick_model: str = field(default="gpt-4.1-mini", metadata={"description": "Model for the other roles."})
     llm_timeout: float = field(default=60.0, metadata={"description": "Seconds per LLM request."})
     llm_retries: int = field(default=3, metadata={"description": "Retries of a transient LLM fault."})
+    max_llm_calls: int = field(default=60, metadata={"description": "LLM calls a run may make at most."})
+    max_tokens: int = field(default=250_000, metadata={"description": "LLM tokens a run may use at most."})
+    llm_cache: str = field(
+        default="", metadata={"description": "SQLite file caching LLM answers ('on': <home>/llm_cache.sqlite)."}
+    )
+    prices: str = field(
+        default="", metadata={"description": 'JSON {"model": [USD per 1M input, per 1M output]} over the defaults.'}
+    )
     max_rounds: int = field(default=5, metadata={"description": "Hard cap on debate rounds (the brief asks for fewer)."})
     auto_approve_below: float = field(
         default=10_000.0, metadata={"description": "Plans spending this much or more wait for a human."}
@@ -58,10 +68,18 @@ class Context:
             (100 <= self.forecast_draws <= 200_000, "forecast_draws", "must be between 100 and 200000"),
             (self.llm_timeout > 0, "llm_timeout", "must be positive"),
             (0 <= self.llm_retries <= 10, "llm_retries", "must be between 0 and 10"),
+            (self.max_llm_calls >= 1, "max_llm_calls", "must be at least 1"),
+            (self.max_tokens >= 1, "max_tokens", "must be at least 1"),
+            (self.hurdle_roi > -1, "hurdle_roi", "must be above -1"),
         ]
         for ok, name, rule in rules:
             if not ok:
                 raise SettingError(f"context.{name} (LEADBOOST_{name.upper()}) {rule}")
+        if self.now:
+            try:
+                datetime.fromisoformat(self.now)
+            except ValueError:
+                raise SettingError("context.now (LEADBOOST_NOW) must be an ISO 8601 time") from None
 
     @property
     def source_names(self) -> list[str]:
@@ -72,15 +90,17 @@ def _parse(env_name: str, raw: str, kind: type) -> object:
     try:
         if kind is bool:
             return raw.strip().lower() in ("1", "true", "yes")
-        return kind(raw.strip())
+        value = kind(raw.strip())
     except ValueError:
-        raise SettingError(f"{env_name} must be a {kind.__name__} (got {raw!r})") from None
+        what = {int: "an integer", float: "a number"}.get(kind, kind.__name__)
+        raise SettingError(f"{env_name} must be {what} (got {raw!r})") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SettingError(f"{env_name} must be a finite number (got {raw!r})")
+    return value
 
 
-def clock(context: Context):
+def clock(context: Context) -> datetime:
     """The run's clock: `context.now` when set (tests, replays), else real UTC time."""
-    from datetime import datetime, timezone
-
     if context.now:
         moment = datetime.fromisoformat(context.now)
         return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

@@ -5,6 +5,10 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 
+class InvalidInput(ValueError):
+    """An input breaks a rule; the message names each field and rule, one per line."""
+
+
 def describe(exc: ValidationError, prefix: str = "") -> str:
     """`brief.budget: Input should be greater than 0` — one line per broken rule."""
     lines = []

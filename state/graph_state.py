@@ -7,9 +7,12 @@ full signals live in the store and only digests and ids travel here.
 from __future__ import annotations
 
 import operator
+from collections.abc import Sequence
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+from langgraph.channels import LastValue
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 from typing_extensions import TypedDict
 
 from state.domain import (
@@ -29,6 +32,24 @@ from state.domain import (
     Usage,
     Verdict,
 )
+from state.errors import InvalidInput, describe
+
+
+class Validated(LastValue):
+    """A LastValue channel that validates every write with its pydantic type: a bad
+    brief from `invoke`, the SDK or `update_state` fails before any checkpoint is written,
+    with a message naming each field and rule."""
+
+    def update(self, values: Sequence[Any]) -> bool:
+        return super().update([self._valid(v) for v in values])
+
+    def _valid(self, value: Any) -> Any:
+        if isinstance(value, self.typ):
+            return value
+        try:
+            return self.typ.model_validate(value)
+        except ValidationError as exc:
+            raise InvalidInput(describe(exc, self.key or self.typ.__name__.lower())) from None
 
 
 def add_usage(left: Usage | None, right: Usage | None) -> Usage:
@@ -62,8 +83,8 @@ class RadarInput(BaseModel):
 
 
 class RadarState(TypedDict, total=False):
-    brief: Brief
-    """The validated request."""
+    brief: Annotated[Brief, Validated(Brief)]
+    """The request, validated on every write."""
     provider: str
     """Which provider decided ("offline" or "openai:<model>"); shown in every report."""
 

@@ -84,7 +84,7 @@ def check(
         return _reject(out, "no channel reaches its minimum spend")
 
     predicted = forecast(product, allocation, economics, draws=draws, seed=seed, demand_index=demand_index)
-    if predicted.units.p50 > product.stock:
+    if not _fits_stock(predicted):
         allocation = _fit_stock(allocation, product, economics, demand_index, draws, seed)
         out.adjustments.append(
             f"scaled spend down to {sum(allocation.values()):,.2f} so that expected units fit the "
@@ -129,6 +129,12 @@ def _drop_below_minimum(
     return kept
 
 
+def _fits_stock(predicted: Forecast) -> bool:
+    """Median demand within stock. The forecast's units are already capped by stock (their p50
+    can never exceed it), so the test is on the uncapped demand: at most half the draws sell out."""
+    return predicted.stock_bound_share <= 0.5
+
+
 def _fit_stock(
     allocation: dict[str, float], product: ProductFacts, economics: dict[str, ChannelEconomics],
     demand_index: float, draws: int, seed: int,
@@ -138,7 +144,7 @@ def _fit_stock(
     low, high = 0.0, 1.0
     for _ in range(STOCK_SEARCH_STEPS):
         mid = (low + high) / 2
-        units = forecast(product, _scale(allocation, mid), economics, draws=draws,
-                         seed=seed, demand_index=demand_index).units.p50
-        low, high = (mid, high) if units <= product.stock else (low, mid)
+        fits = _fits_stock(forecast(product, _scale(allocation, mid), economics, draws=draws,
+                                    seed=seed, demand_index=demand_index))
+        low, high = (mid, high) if fits else (low, mid)
     return _scale(allocation, low)
