@@ -8,9 +8,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import threading
-
 from langchain_core.language_models import BaseChatModel
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
@@ -35,23 +32,6 @@ from state import Context, RadarInput, RadarOutput, RadarState
 from tools.ads import AdsPlatform
 
 DEBATE = ["cmo", "cfo"]
-
-
-_sync_loop: asyncio.AbstractEventLoop | None = None
-_sync_loop_lock = threading.Lock()
-
-
-def _loop_for_sync_runs() -> asyncio.AbstractEventLoop:
-    """One long-lived event loop (in a daemon thread) for async nodes under `invoke`/`stream`.
-    Not `asyncio.run` per node: HTTP clients cached process-wide (langchain-openai's) keep
-    pooled keep-alive connections bound to the loop that opened them, and reusing one from
-    a closed loop fails with "Event loop is closed" on the next node."""
-    global _sync_loop
-    with _sync_loop_lock:
-        if _sync_loop is None:
-            _sync_loop = asyncio.new_event_loop()
-            threading.Thread(target=_sync_loop.run_forever, name="radar-sync-nodes", daemon=True).start()
-        return _sync_loop
 
 
 def route_after_brief(state: RadarState) -> list[str] | str:
@@ -99,7 +79,10 @@ def build_graph(
     g.add_edge("scout", "scout_merge")
     g.add_edge("scout_merge", "enterprise_brief")
     g.add_conditional_edges("enterprise_brief", route_after_brief, [*DEBATE, END])
-    g.add_edge(DEBATE, "ceo")
+    # Plain edges, not a join: CMO and CFO always share a step, so the CEO runs once either way, and
+    # the server's state view (which reads a join's set back as a list) would lose `next` = ceo.
+    for role in DEBATE:
+        g.add_edge(role, "ceo")
     g.add_conditional_edges("ceo", route_after_ceo, [*DEBATE, "enterprise_check"])
     g.add_conditional_edges("enterprise_check", route_after_check, ["approval", END])
     g.add_conditional_edges("approval", route_after_approval, ["copywriter", END])

@@ -19,6 +19,7 @@ from langgraph.types import Command
 from pydantic import ValidationError
 from rich.console import Console
 
+from agents.llm import provider_label
 from agents.pricing import price_table
 from graph.builder import build_graph
 from graph.nodes import configure_logging
@@ -94,6 +95,10 @@ def budget_from_goal(goal: str) -> float | None:
 
 def execute(graph_input: Any, config: dict[str, Any], ctx: Context, as_json: bool, quiet: bool = False) -> int:
     """Stream the graph (progress to stderr), then print the report or the JSON object."""
+    config = {**config, "run_name": "radar", "tags": ["leadboost", f"provider:{provider_label(ctx)}"],
+              "metadata": {"thread_id": config["configurable"]["thread_id"], "provider": provider_label(ctx),
+                           "deep_model": ctx.deep_model, "quick_model": ctx.quick_model,
+                           "goal": _goal_of(graph_input)}}
     with sqlite_checkpointer(ctx.home) as saver:
         graph = build_graph(saver)
         failure = None
@@ -116,6 +121,10 @@ def execute(graph_input: Any, config: dict[str, Any], ctx: Context, as_json: boo
         if result["status"] == "failed":
             err.print(f"[red]failed:[/] {result['reason']}\nresume with: leadboost resume {result['thread_id']}")
     return 1 if result["status"] == "failed" else 0
+
+
+def _goal_of(graph_input: Any) -> str | None:
+    return graph_input["brief"]["goal"][:200] if isinstance(graph_input, dict) else None
 
 
 def _progress(update: Any) -> str:

@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
 
+from langsmith import traceable
 from state import Campaign, ChannelCopy, Execution, Plan
 from tools.store import Store
 
@@ -107,6 +108,7 @@ def idempotency_key(thread_id: str, campaign_id: str, channel: str) -> str:
     return hashlib.sha256(f"{thread_id}|{campaign_id}|{channel}".encode()).hexdigest()[:32]
 
 
+@traceable(run_type="tool", name="execute_plan")
 def execute_plan(
     store: Store,
     platform: AdsPlatform,

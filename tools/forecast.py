@@ -17,6 +17,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from langsmith import traceable
 from state import ChannelEconomics, ChannelForecast, Forecast, ProductFacts, Quantiles
 
 CTR_SIGMA = 0.25
@@ -30,6 +31,7 @@ def impressions(spend: float, channel: ChannelEconomics) -> float:
     return float(ceiling * -np.expm1(-spend / channel.saturation))
 
 
+@traceable(run_type="tool", name="forecast")
 def forecast(
     product: ProductFacts,
     allocation: Mapping[str, float],

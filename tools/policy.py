@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from langsmith import traceable
 from state import Brief, ChannelEconomics, Forecast, ProductFacts, Verdict
 from tools.forecast import forecast
 
@@ -33,6 +34,7 @@ class PolicyOutcome:
         return self.rejection is None
 
 
+@traceable(run_type="tool", name="policy_check")
 def check(
     verdict: Verdict,
     brief: Brief,

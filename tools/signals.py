@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from langsmith import traceable
 from state import QuarantinedSignal, Signal, SignalDigest
 
 WEIGHTS = {"relevance": 0.60, "recency": 0.25, "engagement": 0.15}
@@ -153,6 +154,7 @@ def sentiment(text: str) -> float:
     return round(sum(hits) / len(hits), 3) if hits else 0.0
 
 
+@traceable(run_type="tool", name="screen_signals")
 def screen(
     signals: list[Signal],
     *,

@@ -15,6 +15,7 @@ from datetime import datetime
 
 import httpx
 
+from langsmith import traceable
 from state import Signal, SourceError, SourceRun
 from tools.sources.base import (
     Query,
@@ -81,6 +82,7 @@ class ScoutFetch:
     rejected_rows: list[str] = field(default_factory=list)
 
 
+@traceable(run_type="tool", name="fetch_sources")
 async def fetch_all(sources: list[Source], query: Query) -> ScoutFetch:
     """Fetch every source concurrently; a failing source is recorded, not fatal."""
     results = await asyncio.gather(*(_fetch_one(s, query) for s in sources))
