@@ -115,19 +115,35 @@ def approval(state: RadarState, runtime: Runtime[Context], config: RunnableConfi
     plan = state["plan"]
     if plan.budget < runtime.context.auto_approve_below:
         return {}
-    answer = interrupt({"question": "approve this plan?", "plan": plan.model_dump(mode="json"),
-                        "resume_with": {"approved": "true|false", "budget": "optional lower cap",
-                                        "reason": "optional text"}})
+    request = {"question": "approve this plan?", "plan": plan.model_dump(mode="json"),
+               "resume_with": {"approved": "true|false", "budget": "optional lower cap",
+                               "reason": "optional text"}}
+    while True:
+        answer = interrupt(request)
+        try:
+            return _decide(answer, plan, state, runtime, config)
+        except InvalidApproval as exc:
+            # Refused answers are asked again, the error in the new interrupt: LangGraph keeps a
+            # consumed resume value with the task and replays it on every later run, so raising
+            # here would lock the thread on the refused answer.
+            request = {**request, "error": str(exc)}
+
+
+class InvalidApproval(ValueError):
+    """A resume payload that cannot be applied (the approver is asked again)."""
+
+
+def _decide(answer: object, plan: Plan, state: RadarState, runtime: Runtime[Context], config: RunnableConfig) -> dict:
     try:
         decision = ApprovalDecision.model_validate(answer)
     except ValidationError as exc:
-        raise ValueError("approval payload is invalid:\n" + describe(exc, "resume")) from None
+        raise InvalidApproval("approval payload is invalid:\n" + describe(exc, "resume")) from None
     if not decision.approved:
         return {"approval": decision, "status": "rejected",
                 "reason": f"rejected at approval: {decision.reason or 'no reason given'}"}
     if decision.budget is not None and decision.budget > plan.budget:
-        raise ValueError(f"resume.budget: {decision.budget:,.2f} is above the plan's {plan.budget:,.2f}; "
-                         "approval can only lower spend")
+        raise InvalidApproval(f"resume.budget: {decision.budget:,.2f} is above the plan's {plan.budget:,.2f}; "
+                              "approval can only lower spend")
     if decision.budget is None or decision.budget == plan.budget:
         return {"approval": decision}
     return {"approval": decision, "plan": _lowered(plan, decision.budget, state, runtime, config)}
@@ -145,7 +161,7 @@ def _lowered(plan: Plan, budget: float, state: RadarState, runtime: Runtime[Cont
                     hurdle_roi=context.hurdle_roi, demand_index=state["snapshot"].demand_index,
                     draws=context.forecast_draws, seed=context.seed)
     if not outcome.approved:
-        raise ValueError(f"resume.budget: {budget:,.2f} leaves no valid plan ({outcome.rejection})")
+        raise InvalidApproval(f"resume.budget: {budget:,.2f} leaves no valid plan ({outcome.rejection})")
     channels = outcome.allocation
     return plan.model_copy(update={
         "campaign_id": campaign_id_for(config["configurable"]["thread_id"], plan.product_sku, channels),

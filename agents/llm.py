@@ -114,7 +114,14 @@ async def ask(
     conversation = list(messages)
     problem, raw_text = "", ""
     for attempt in (1, 2):
-        result = await structured.ainvoke(conversation, config={"run_name": role, "tags": [f"role:{role}"]})
+        try:
+            result = await structured.ainvoke(conversation, config={"run_name": role, "tags": [f"role:{role}"]})
+        except _unusable_answer() as exc:  # cut off (finish_reason "length") or no choice at all
+            problem, raw_text = f"the answer was cut off or empty ({type(exc).__name__})", ""
+            usage = usage + Usage(lines={f"{role}/{model_name(llm)}": UsageLine(calls=1)})
+            conversation += [HumanMessage(content=f"Your previous answer was cut off or empty. Answer again with "
+                                                  f"complete, short JSON that matches the {schema.__name__} schema.")]
+            continue
         raw: AIMessage = result["raw"]
         usage = usage + _usage(role, llm, raw)
         raw_text = raw.content if isinstance(raw.content, str) else json.dumps(raw.content)
@@ -133,6 +140,13 @@ async def ask(
                                      f"the {schema.__name__} schema exactly."),
             ]
     raise StructuredOutputError(role, problem, raw_text)
+
+
+def _unusable_answer() -> tuple[type[BaseException], ...]:
+    """Client errors that mean "the model's answer is unusable", not "the service failed"."""
+    from openai import LengthFinishReasonError
+
+    return (LengthFinishReasonError, IndexError)
 
 
 def _usage(role: str, llm: BaseChatModel, raw: AIMessage) -> Usage:

@@ -42,7 +42,9 @@ def _refuse(detail: str) -> Auth.exceptions.HTTPException:
 
 def _bearer(authorization: str | None) -> str | None:
     scheme, _, token = (authorization or "").strip().partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
 
 
 def _owner_from_jwt(token: str, secret: str) -> str:

@@ -14,12 +14,15 @@ as real servers do. The answer is chosen by `response_format.json_schema.name`:
   response is a dict (sent as JSON content), a str (sent verbatim), a fault kind wrapped
   in `Fault("500")`, or a callable `(request_body) -> one of those`.
 
-`faults` (applied before the responder) is a list of kinds, one per request in arrival
-order (`None` = healthy), or `{kind: rate}` drawn with `random.Random(seed)`. Kinds:
+`faults` (applied before the responder; a faulted request consumes no script entry) is a
+list of kinds, one per request in arrival order (`None` = healthy), or `{kind: rate}` drawn
+with `random.Random(seed)`. Kinds:
 "429" (with Retry-After), "500", "503", "reset" (socket closed without an answer),
 "timeout" (no answer for `stall` seconds), "truncated" (JSON cut in half,
 finish_reason "length"), "bad_schema" (valid JSON, wrong shape), "no_choices".
-Usage is deterministic: prompt chars // 4 and completion chars // 4 (at least 1).
+Usage is deterministic: prompt chars // 4 and completion chars // 4 (at least 1). Counters:
+`requests` (every request, by schema), `faults_served` (by kind), `usage` (tokens sent in
+answers, by schema), `received` (request bodies in arrival order).
 """
 
 from __future__ import annotations
@@ -90,13 +93,13 @@ class OpenAIServer:
                  stall: float = 30.0, retry_after: str = "0.01") -> None:
         self.responder, self.latency, self.stall, self.retry_after = responder, latency, stall, retry_after
         self.faults = list(faults) if isinstance(faults, (list, tuple)) else (faults or {})
-        unknown = {k for k in (self.faults if isinstance(self.faults, dict) else self.faults) if k} - set(KINDS)
+        unknown = {k for k in self.faults if k} - set(KINDS)  # list items or dict keys
         if unknown:
             raise ValueError(f"unknown fault kinds {sorted(unknown)}; known: {KINDS}")
-        self.requests: Counter[str] = Counter()  # every request received, by schema name
+        self.requests: Counter[str] = Counter()
         self.faults_served: Counter[str] = Counter()
-        self.usage: defaultdict[str, Counter[str]] = defaultdict(Counter)  # tokens of answers sent, by schema
-        self.received: list[dict] = []  # request bodies, in arrival order
+        self.usage: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self.received: list[dict] = []
         self._random, self._lock, self._closing = random.Random(seed), threading.Lock(), threading.Event()
         self._connections: set[socket.socket] = set()
         self._script = {k: list(v) for k, v in responder.items()} if isinstance(responder, dict) else {}
