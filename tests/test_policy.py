@@ -3,7 +3,7 @@ CEO that asks for ten times the budget (clamped, never executed above the cap)."
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -244,8 +244,9 @@ def test_a_ceo_asking_ten_times_the_budget_is_clamped_end_to_end(tmp_path: Path,
 
     monkeypatch.setattr(agents.ceo, "offline", greedy_ceo)
     home = tmp_path / "home"
+    home.mkdir()
     budget = 8000.0
-    platform = SimulatedAdsPlatform.at_home(home.mkdir() or home)
+    platform = SimulatedAdsPlatform.at_home(home)
     graph = build_graph(InMemorySaver(serde=serializer()), platform=platform)
     cfg = {"configurable": {"thread_id": "greedy"}}
     out = graph.invoke({"brief": {"goal": "Launch the trail sneaker in Spain", "budget": budget}}, cfg,
