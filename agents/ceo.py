@@ -13,7 +13,7 @@ from typing import Literal
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from agents.allocation import ChannelAmount, as_dict, as_list, split_budget
 from agents.enterprise import plan_forecast
@@ -41,6 +41,12 @@ class CeoAnswer(BaseModel):
     guidance: str = Field(description="For `revise`: what the CMO must change. Otherwise empty.")
     allocations: list[ChannelAmount] = Field(description="The split approved or wanted next; empty to reject.")
     cited_signals: list[str] = Field(description="Ids of the signals the ruling relies on.")
+
+    @field_validator("allocations")
+    @classmethod
+    def _one_amount_per_channel(cls, value: list[ChannelAmount]) -> list[ChannelAmount]:
+        as_dict(value)  # a channel named twice fails validation, so `ask` re-asks instead of the node crashing
+        return value
 
 
 def numbers(state: RadarState, runtime: Runtime[Context]) -> dict:

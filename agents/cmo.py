@@ -5,9 +5,9 @@ from __future__ import annotations
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
-from agents.allocation import ChannelAmount, as_dict, as_list, split_budget
+from agents.allocation import ChannelAmount, as_dict, as_list, split_budget, units_per_euro
 from agents.llm import respond
 from agents.prompts import DATA_RULE, citations_check, quote_signals, situation, transcript
 from state import Context, DebateTurn, Proposal, RadarState
@@ -27,8 +27,14 @@ class CmoAnswer(BaseModel):
 
     argument: str = Field(description="Why this plan, in 2-4 sentences, with numbers.")
     message: str = Field(description="The campaign's positioning in one or two sentences.")
-    allocations: list[ChannelAmount] = Field(description="Budget per channel, in the brief's currency.")
+    allocations: list[ChannelAmount] = Field(min_length=1, description="Budget per channel, in the brief's currency.")
     cited_signals: list[str] = Field(description="Ids of the signals the argument relies on.")
+
+    @field_validator("allocations")
+    @classmethod
+    def _one_amount_per_channel(cls, value: list[ChannelAmount]) -> list[ChannelAmount]:
+        as_dict(value)  # a channel named twice fails validation, so `ask` re-asks instead of the node crashing
+        return value
 
 
 def messages(state: RadarState) -> list:
@@ -52,7 +58,11 @@ def offline(state: RadarState) -> CmoAnswer:
         split, why = dict(verdict.channels), f"I adopt the CEO's guidance: {verdict.guidance}"
     else:
         allowed = [c for c in snapshot.channels if c.name in brief.channels]
-        split = split_budget(min(brief.budget, snapshot.budget_left), allowed)
+        cap = min(brief.budget, snapshot.budget_left)
+        # Too little for the weighted split (every share under its channel's minimum): all of it on the
+        # best channel it can buy (enterprise_brief has rejected budgets that buy none).
+        split = split_budget(cap, allowed) or {
+            max((c for c in allowed if c.min_spend <= cap), key=units_per_euro).name: round(cap, 2)}
         why = "I weight the budget toward the channels that convert best per euro, below their saturation"
     upbeat = [s for s in state["signals"] if s.sentiment > 0][:2] or state["signals"][:1]
     total = sum(split.values())

@@ -77,7 +77,16 @@ def enterprise_brief(state: RadarState, runtime: Runtime[Context]) -> dict:
         update |= {"status": "rejected", "reason": f"{what}; name one with --product SKU"}
     elif product.stock <= 0:
         update |= {"status": "rejected", "reason": f"{product.sku} is out of stock: nothing to advertise"}
+    elif (cap := min(brief.budget, snapshot.budget_left)) < (cheapest := _cheapest_minimum(brief, snapshot)):
+        # Less than any allowed channel's minimum buys nothing: say so instead of debating an empty plan.
+        update |= {"status": "rejected", "reason": f"{cap:,.2f} {brief.currency} (the brief's cap or the budget left "
+                   f"in {snapshot.period}) is below the minimum spend of every allowed channel ({cheapest:,.2f})"}
     return update
+
+
+def _cheapest_minimum(brief: Brief, snapshot: BusinessSnapshot) -> float:
+    """The lowest minimum spend among the brief's channels (infinite when none has economics)."""
+    return min((c.min_spend for c in snapshot.channels if c.name in brief.channels), default=float("inf"))
 
 
 def enterprise_check(state: RadarState, runtime: Runtime[Context], config: RunnableConfig) -> dict:

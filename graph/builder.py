@@ -12,6 +12,7 @@ from langchain_core.language_models import BaseChatModel
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
+from pydantic import ValidationError
 
 from agents import (
     approval,
@@ -28,7 +29,7 @@ from agents import (
 )
 from agents.scout import SourcesFactory, configured_sources
 from graph.nodes import as_node
-from state import Context, RadarInput, RadarOutput, RadarState
+from state import Context, InvalidInput, RadarInput, RadarOutput, RadarState, describe
 from tools.ads import AdsPlatform
 
 DEBATE = ["cmo", "cfo"]
@@ -50,6 +51,32 @@ def route_after_check(state: RadarState) -> str:
 
 def route_after_approval(state: RadarState) -> str:
     return END if state.get("status") == "rejected" else "copywriter"
+
+
+class RadarGraph(CompiledStateGraph):
+    """The compiled graph, checking a caller's input before the run starts.
+
+    LangGraph saves the input checkpoint and the start task's writes before any channel
+    validates them, so a bad brief would leave a thread that fails on every read. Here it
+    raises `InvalidInput` (field and rule) and nothing is written. `invoke`, `ainvoke`,
+    `astream_events` and the server all go through `stream` or `astream`."""
+
+    def stream(self, input, config=None, **kwargs):
+        return super().stream(checked_input(input), config, **kwargs)
+
+    def astream(self, input, config=None, **kwargs):
+        return super().astream(checked_input(input), config, **kwargs)
+
+
+def checked_input(value):
+    """A dict input must carry a valid brief (other keys are not inputs and stay ignored);
+    `None` (resume) and `Command`s pass as they are."""
+    if isinstance(value, dict):
+        try:
+            RadarInput.model_validate({k: v for k, v in value.items() if k == "brief"})
+        except ValidationError as exc:
+            raise InvalidInput(describe(exc)) from None
+    return value
 
 
 def build_graph(
@@ -90,4 +117,6 @@ def build_graph(
     g.add_edge("actuator", "enterprise_record")
     g.add_edge("enterprise_record", END)
 
-    return g.compile(checkpointer=checkpointer, name="radar")
+    compiled = g.compile(checkpointer=checkpointer, name="radar")
+    compiled.__class__ = RadarGraph  # same object, input checked first (no state of its own)
+    return compiled

@@ -138,6 +138,7 @@ class RadarOutput(TypedDict, total=False):
     usage: Usage
     signals: list[SignalDigest]
     scout_report: ScoutReport
+    source_errors: list[SourceError]
 
 
 def as_dict(state: dict[str, Any]) -> dict[str, Any]:

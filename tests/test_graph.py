@@ -15,7 +15,9 @@ from tests.fakes import ScriptedChatModel
 from tools.ads import SimulatedAdsPlatform
 from tools.sources.sample import SampleSource
 
-CONFIG = {"configurable": {"thread_id": "graph-thread"}}
+#: LangGraph's default recursion limit is 10,007 supersteps: a broken round bound would loop for
+#: minutes. A five-round run takes 19 supersteps; 40 makes such a regression fail fast.
+CONFIG = {"configurable": {"thread_id": "graph-thread"}, "recursion_limit": 40}
 
 
 def sample_only(client, now, context):
@@ -163,6 +165,14 @@ def test_unknown_product_ends_before_the_debate(context, brief):
     assert out["status"] == "rejected" and "NOPE-1" in out["reason"]
     assert steps(graph) == [("__start__",), ("scout",), ("scout_merge",), ("enterprise_brief",)]
     assert model.calls == []
+
+
+def test_budget_too_small_for_any_channel_is_rejected_before_the_debate(context, brief):
+    model = scripted()
+    graph = graph_with(llm=model)
+    out = graph.invoke({"brief": brief | {"budget": 50}}, CONFIG, context=context)
+    assert out["status"] == "rejected" and "below the minimum spend" in out["reason"]
+    assert steps(graph)[-1] == ("enterprise_brief",) and model.calls == []
 
 
 # -- checkpoints ---------------------------------------------------------------

@@ -272,6 +272,26 @@ async def test_invalid_json_is_reasked_then_fails_keeping_the_raw_text(debated, 
     assert model.calls_for("ceo")[1][-2].content == "I approve, obviously."
 
 
+@pytest.mark.parametrize("allocations, complaint", [
+    ([{"channel": "search", "amount": 2000}, {"channel": "search", "amount": 1000}], "search twice"),
+    ([], "allocations"),
+])
+async def test_cmo_split_that_is_no_plan_is_reasked(state, runtime, allocations, complaint):
+    broken = cmo_says({}) | {"allocations": allocations}
+    model = ScriptedChatModel(scripts={"cmo": [broken, cmo_says({"search": 3000})]})
+    update = await create_cmo(model)(state, runtime)
+    assert update["proposal"].channels == {"search": 3000}
+    assert complaint in model.calls_for("cmo")[1][-1].content
+
+
+async def test_ceo_split_naming_a_channel_twice_is_reasked(debated, runtime):
+    twice = ceo_says("approve") | {"allocations": [{"channel": "email", "amount": 500}] * 2}
+    model = ScriptedChatModel(scripts={"ceo": [twice, ceo_says("approve", {"email": 500})]})
+    update = await create_ceo(model)(debated, runtime)
+    assert update["verdict"].channels == {"email": 500}
+    assert "email twice" in model.calls_for("ceo")[1][-1].content
+
+
 async def test_model_errors_are_not_reasked(state, runtime):
     model = ScriptedChatModel(scripts={"cmo": [RuntimeError("server down"), cmo_says({"search": 3000})]})
     with pytest.raises(RuntimeError, match="server down"):
@@ -359,6 +379,25 @@ def test_enterprise_brief_rejects_when_no_product_fits(brief, runtime, extra, ex
     assert update["snapshot"].product is None
 
 
+@pytest.mark.parametrize("extra, cheapest", [
+    ({"budget": 50}, "(100.00)"),  # email's minimum, the lowest of all channels
+    ({"budget": 1000, "channels": ["video"]}, "(1,500.00)"),
+])
+def test_enterprise_brief_rejects_a_budget_that_buys_no_channel(brief, runtime, extra, cheapest):
+    update = enterprise_brief({"brief": Brief.model_validate(brief | extra), "signals": []}, runtime)
+    assert update["status"] == "rejected"
+    assert "below the minimum spend of every allowed channel " + cheapest in update["reason"]
+
+
+async def test_cmo_offline_spends_a_small_budget_on_one_channel_it_can_buy(brief, runtime):
+    # 120 EUR split by efficiency gives email 91 and search 29: both under their minimums
+    small = {"brief": Brief.model_validate(brief | {"budget": 120, "channels": ["search", "email"]}), "signals": []}
+    small |= enterprise_brief(small, runtime)
+    assert "status" not in small
+    update = await create_cmo()(small, runtime)
+    assert update["proposal"].channels == {"email": 120}
+
+
 def test_enterprise_check_clamps_spend_to_the_brief_cap(state, runtime):
     update = enterprise_check(approve_state(state, {"search": 5000, "email": 800, "social": 4200}), runtime, CONFIG)
     plan = update["plan"]
@@ -372,7 +411,8 @@ def test_enterprise_check_clamps_spend_to_the_brief_cap(state, runtime):
 
 def test_enterprise_check_drops_channels_the_brief_does_not_allow(brief, state, runtime):
     narrow = state | {"brief": Brief.model_validate(brief | {"channels": ["search", "email"]})}
-    plan = enterprise_check(approve_state(narrow, {"search": 3000, "email": 600, "video": 2000}), runtime, CONFIG)["plan"]
+    approved = approve_state(narrow, {"search": 3000, "email": 600, "video": 2000})
+    plan = enterprise_check(approved, runtime, CONFIG)["plan"]
     assert set(plan.channels) == {"search", "email"}
     assert any("dropped video" in note for note in plan.adjustments)
 

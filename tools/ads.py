@@ -124,6 +124,12 @@ def execute_plan(
     store.open_campaign(campaign_id=plan.campaign_id, thread_id=thread_id, sku=plan.product_sku,
                         period=period, record=record)
     creatives = {c.channel: c.model_dump(exclude={"channel"}) for c in copy}
+    # Every order of the plan is reserved on the period's budget before the first is placed:
+    # policy read the budget left before the debate ended, and a concurrent run may have spent it.
+    intents = [AdOrder(idempotency_key(thread_id, plan.campaign_id, ch), plan.campaign_id, ch, amount, currency,
+                       creatives.get(ch, {})) for ch, amount in sorted(plan.channels.items())]
+    store.reserve(period, [(o.idempotency_key, o.campaign_id, o.channel, o.amount, json.dumps(o.__dict__))
+                           for o in intents])
     executions = []
     for channel, amount in sorted(plan.channels.items()):
         key = idempotency_key(thread_id, plan.campaign_id, channel)

@@ -52,10 +52,10 @@ PAST_CAMPAIGNS = [
 def seed(store: Store, now: datetime) -> bool:
     """Load the demo company into an empty store. Idempotent: False when already seeded."""
     store.migrate()
-    if store.db["products"].count:
-        return False
     periods = _quarters(now, back=1, ahead=3)
-    with store.transaction():
+    with store.transaction():  # checked inside the write lock: concurrent first runs seed once
+        if store.db["products"].count:
+            return False
         store.db["products"].insert_all(
             dict(zip(("sku", "name", "category", "price", "unit_cost", "stock"), p)) for p in PRODUCTS
         )

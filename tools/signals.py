@@ -7,7 +7,7 @@ Score (0..1) = 0.60 * relevance + 0.25 * recency + 0.15 * engagement, where
   category) found in the signal's title and text, +0.2 when the signal's market
   is the brief's market (capped at 1); a signal with relevance 0 is dropped;
 - recency   = exp(-age_days / 10): a week-old signal weighs half a fresh one;
-- engagement = log(1 + likes + 2*shares + comments + views/100) / log(1 + 10,000),
+- engagement = log(1 + likes + 2*shares + comments + views//100) / log(1 + 10,000),
   capped at 1.
 """
 

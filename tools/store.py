@@ -29,6 +29,10 @@ def period_of(moment: datetime) -> str:
     return f"{moment.year}-Q{(moment.month - 1) // 3 + 1}"
 
 
+class OverBudget(RuntimeError):
+    """Executing would take the period's spend above its budget (e.g. a concurrent run spent it first)."""
+
+
 class Store:
     """Typed access to the enterprise database; one connection per instance."""
 
@@ -76,6 +80,8 @@ class Store:
         target = len(MIGRATIONS) if target is None else target
         for number in range(self.version + 1, target + 1):
             with self.transaction():
+                if self.version >= number:  # another connection applied it while this one waited
+                    continue
                 MIGRATIONS[number - 1](self.db)
                 self.db.execute(f"PRAGMA user_version={number}")
         return self.version
@@ -102,6 +108,15 @@ class Store:
             [period],
         ).fetchone()
         return round(row[0], 2) if row else 0.0
+
+    def headroom(self, period: str) -> float:
+        """Budget left in the period less what pending executions (ordered or about to be) hold."""
+        pending = self.db.execute(
+            "SELECT COALESCE(SUM(e.amount), 0) FROM executions e JOIN campaigns c ON c.id = e.campaign_id"
+            " WHERE e.status = 'pending' AND c.period = ?",
+            [period],
+        ).fetchone()[0]
+        return round(self.budget_left(period) - pending, 2)
 
     def spent(self, period: str | None = None) -> float:
         sql, args = "SELECT COALESCE(SUM(amount), 0) FROM ledger", []
@@ -145,6 +160,26 @@ class Store:
             [campaign_id, thread_id, sku, period, record["brief"], record["verdict"], record["plan"],
              record["forecast"], _now()],
         )
+
+    def reserve(self, period: str, intents: list[tuple[str, str, str, float, str]]) -> None:
+        """Record execution intents (key, campaign, channel, amount, payload) as `pending`, all at once,
+        as a reservation on the period's budget. The check and the writes are one transaction and
+        pending intents count as spent, so concurrent runs can never order more than the budget left
+        between them. Intents already pending or executed stay as they are; failed ones are retried.
+        Raises `OverBudget` (nothing written) when the new intents do not fit."""
+        with self.transaction():
+            new = [i for i in intents if (row := self.execution(i[0])) is None or row["status"] == "failed"]
+            needed, left = round(sum(i[3] for i in new), 2), self.headroom(period)
+            if needed > left + 0.005:
+                raise OverBudget(f"ordering {needed:,.2f} more would exceed the budget left in {period} "
+                                 f"({left:,.2f} after pending orders); nothing was ordered")
+            for key, campaign_id, channel, amount, payload in new:
+                self.db.execute(
+                    "INSERT INTO executions (idempotency_key, campaign_id, channel, amount, payload, status, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, 'pending', ?)"
+                    " ON CONFLICT(idempotency_key) DO UPDATE SET status = 'pending'",
+                    [key, campaign_id, channel, amount, payload, _now()],
+                )
 
     def begin_execution(self, *, key: str, campaign_id: str, channel: str, amount: float, payload: str) -> None:
         """Record the intent before the platform call (status `pending`)."""
