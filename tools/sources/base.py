@@ -10,6 +10,7 @@ import asyncio
 import email.utils
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import httpx
@@ -166,6 +167,29 @@ def retry_after(response: httpx.Response, default: float) -> float:
         except ValueError:
             return default
     return default
+
+
+class HttpSource:
+    """What the HTTP sources share: the run's client, the retry policy, and a base URL
+    that an environment variable can point elsewhere (a proxy, a mock in tests)."""
+
+    name = "http"
+    base_url_env: str | None = None
+    default_base_url = ""
+
+    def __init__(
+        self, client: httpx.AsyncClient, env: Mapping[str, str], *,
+        retry: RetryPolicy | None = None, sleep=None,
+    ) -> None:
+        self.client = client
+        self.env = env
+        self.base_url = (setting(env, self.base_url_env) or self.default_base_url).rstrip("/")
+        self.http: dict[str, Any] = {"retry": retry, "sleep": sleep}
+
+
+def setting(env: Mapping[str, str], name: str | None) -> str:
+    """An environment setting, stripped; empty when unset."""
+    return (env.get(name) or "").strip() if name else ""
 
 
 def new_client(transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:

@@ -6,34 +6,25 @@ because most marketing briefs are not what Hacker News talks about.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-import httpx
 
 from state import Engagement, Signal
-from tools.sources.base import Query, RetryPolicy, SourceBadResponse, get_json
+from tools.sources.base import HttpSource, Query, SourceBadResponse, get_json
 from tools.sources.rss import strip_html
 
 DEFAULT_BASE_URL = "https://hn.algolia.com"
 ITEM_URL = "https://news.ycombinator.com/item?id={}"
 
 
-class HackerNewsSource:
+class HackerNewsSource(HttpSource):
+    base_url_env = "HN_API_BASE_URL"
+    default_base_url = DEFAULT_BASE_URL
     name = "hackernews"
     configured = True
     page_size = 100
     max_pages = 5
-
-    def __init__(
-        self, client: httpx.AsyncClient, env: Mapping[str, str], *,
-        retry: RetryPolicy | None = None, sleep=asyncio.sleep,
-    ) -> None:
-        self.client = client
-        self.base_url = ((env.get("HN_API_BASE_URL") or "").strip() or DEFAULT_BASE_URL).rstrip("/")
-        self.http: dict[str, Any] = {"retry": retry, "sleep": sleep}
 
     async def fetch(self, query: Query) -> list[Signal]:
         params: dict[str, Any] = {

@@ -6,17 +6,14 @@ goes in the `X-Api-Key` header, never in the URL, so it stays out of logs.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import re
-from collections.abc import Mapping
 from datetime import timezone
 from typing import Any
 
-import httpx
 
 from state import Signal
-from tools.sources.base import Query, RetryPolicy, SourceBadResponse, SourceNotConfigured, get_json
+from tools.sources.base import HttpSource, Query, SourceBadResponse, SourceNotConfigured, get_json, setting
 
 DEFAULT_BASE_URL = "https://newsapi.org"
 
@@ -35,19 +32,16 @@ def language_for(market: str | None) -> str | None:
     return MARKET_LANG.get((market or "").upper())
 
 
-class NewsApiSource:
+class NewsApiSource(HttpSource):
+    base_url_env = "NEWS_API_BASE_URL"
+    default_base_url = DEFAULT_BASE_URL
     name = "newsapi"
     page_size = 100
     max_pages = 5
 
-    def __init__(
-        self, client: httpx.AsyncClient, env: Mapping[str, str], *,
-        retry: RetryPolicy | None = None, sleep=asyncio.sleep,
-    ) -> None:
-        self.client = client
-        self.key = (env.get("NEWS_API_KEY") or "").strip()
-        self.base_url = ((env.get("NEWS_API_BASE_URL") or "").strip() or DEFAULT_BASE_URL).rstrip("/")
-        self.http: dict[str, Any] = {"retry": retry, "sleep": sleep}
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.key = setting(self.env, "NEWS_API_KEY")
 
     @property
     def configured(self) -> bool:

@@ -13,7 +13,6 @@ import hashlib
 import html
 import io
 import re
-from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote_plus
@@ -23,7 +22,7 @@ import httpx
 
 from state import Signal
 from tools.sources.base import (
-    Query, RetryPolicy, SourceBadResponse, SourceFailure, SourceNotConfigured, SourceUnavailable, get,
+    HttpSource, Query, SourceBadResponse, SourceFailure, SourceNotConfigured, SourceUnavailable, get, setting,
 )
 
 _TAG = re.compile(r"<[^>]*>")
@@ -36,16 +35,12 @@ def strip_html(value: str | None) -> str:
     return " ".join(html.unescape(_TAG.sub(" ", value or "")).split())
 
 
-class RssSource:
+class RssSource(HttpSource):
     name = "rss"
 
-    def __init__(
-        self, client: httpx.AsyncClient, env: Mapping[str, str], *,
-        retry: RetryPolicy | None = None, sleep=asyncio.sleep,
-    ) -> None:
-        self.client = client
-        self.feeds = [u.strip() for u in (env.get("LEADBOOST_RSS_FEEDS") or "").split(",") if u.strip()]
-        self.http: dict[str, Any] = {"retry": retry, "sleep": sleep}
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.feeds = [u.strip() for u in setting(self.env, "LEADBOOST_RSS_FEEDS").split(",") if u.strip()]
         self.feed_errors: list[str] = []
 
     @property

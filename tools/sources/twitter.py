@@ -7,33 +7,27 @@ older `since` is clamped rather than sent (the API would answer 400).
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import httpx
 
 from state import Engagement, Signal
-from tools.sources.base import Query, RetryPolicy, SourceBadResponse, SourceNotConfigured, get_json
+from tools.sources.base import HttpSource, Query, SourceBadResponse, SourceNotConfigured, get_json, setting
 from tools.sources.newsapi import language_for
 
 DEFAULT_BASE_URL = "https://api.twitter.com"
 WINDOW = timedelta(days=7) - timedelta(minutes=1)
 
 
-class TwitterSource:
+class TwitterSource(HttpSource):
+    base_url_env = "TWITTER_API_BASE_URL"
+    default_base_url = DEFAULT_BASE_URL
     name = "twitter"
     max_pages = 5
 
-    def __init__(
-        self, client: httpx.AsyncClient, env: Mapping[str, str], *,
-        retry: RetryPolicy | None = None, sleep=asyncio.sleep,
-    ) -> None:
-        self.client = client
-        self.token = (env.get("TWITTER_BEARER_TOKEN") or "").strip()
-        self.base_url = ((env.get("TWITTER_API_BASE_URL") or "").strip() or DEFAULT_BASE_URL).rstrip("/")
-        self.http: dict[str, Any] = {"retry": retry, "sleep": sleep}
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.token = setting(self.env, "TWITTER_BEARER_TOKEN")
 
     @property
     def configured(self) -> bool:
