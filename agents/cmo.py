@@ -45,7 +45,8 @@ def messages(state: RadarState) -> list:
         HumanMessage(
             f"Situation:\n{situation(brief, state['snapshot'])}\n\n{quote_signals(state['signals'])}\n\n"
             f"Debate so far:\n{transcript(state.get('debate', []))}"
-            + (f"\n\nCEO guidance: {state['verdict'].guidance}" if state.get("verdict") else "")
+            + (f"\n\nCEO guidance: {state['verdict'].guidance}" if state.get("verdict") and state["verdict"].guidance
+               else "")
         ),
     ]
 

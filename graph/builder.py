@@ -41,8 +41,11 @@ def route_after_brief(state: RadarState) -> list[str] | str:
 
 
 def route_after_ceo(state: RadarState) -> list[str] | str:
-    """`revise` runs another round (the CEO bumped `round`; it never says revise on the last)."""
-    return DEBATE if state["verdict"].action == "revise" else "enterprise_check"
+    """`revise` runs another round while rounds remain (the CEO bumped `round`); the round
+    check bounds the loop here too, whatever the CEO node does."""
+    if state["verdict"].action == "revise" and state["round"] <= state["brief"].max_rounds:
+        return DEBATE
+    return "enterprise_check"
 
 
 def route_after_check(state: RadarState) -> str:

@@ -254,3 +254,14 @@ def test_bad_brief_is_refused_with_the_field_named(context, brief, change, field
     with pytest.raises(ValueError, match=re.escape(field)):
         graph.invoke({"brief": brief | change}, CONFIG, context=context)
     assert model.calls == []
+
+
+def test_the_debate_edge_itself_bounds_the_loop():
+    """Defence in depth: even a `revise` verdict past the last round goes to the policy check."""
+    from graph.builder import DEBATE, route_after_ceo
+    from state import Brief, Verdict
+
+    brief = Brief(goal="trail sneaker", budget=1000, max_rounds=2)
+    revise = Verdict(action="revise", rationale="again")
+    assert route_after_ceo({"verdict": revise, "round": 2, "brief": brief}) == DEBATE
+    assert route_after_ceo({"verdict": revise, "round": 3, "brief": brief}) == "enterprise_check"

@@ -232,7 +232,12 @@ def _digest(signal: Signal, relevance: float, age_days: float) -> SignalDigest:
 
 
 def _similar(a: str, b: str) -> bool:
-    return a == b or difflib.SequenceMatcher(None, a, b).ratio() >= TITLE_SIMILARITY
+    if a == b:
+        return True
+    # real_quick_ratio and quick_ratio are cheap upper bounds of ratio: same answer, ~10x faster
+    matcher = difflib.SequenceMatcher(None, a, b)
+    return (matcher.real_quick_ratio() >= TITLE_SIMILARITY and matcher.quick_ratio() >= TITLE_SIMILARITY
+            and matcher.ratio() >= TITLE_SIMILARITY)
 
 
 def _strip_invisible(text: str) -> str:
