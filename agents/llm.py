@@ -118,7 +118,10 @@ async def ask(
             result = await structured.ainvoke(conversation, config={"run_name": role, "tags": [f"role:{role}"]})
         except _unusable_answer() as exc:  # cut off (finish_reason "length") or no choice at all
             problem, raw_text = f"the answer was cut off or empty ({type(exc).__name__})", ""
-            usage = usage + Usage(lines={f"{role}/{model_name(llm)}": UsageLine(calls=1)})
+            billed = getattr(getattr(exc, "completion", None), "usage", None)  # a cut-off answer is paid in full
+            line = UsageLine(calls=1, input_tokens=getattr(billed, "prompt_tokens", 0),
+                             output_tokens=getattr(billed, "completion_tokens", 0))
+            usage = usage + Usage(lines={f"{role}/{model_name(llm)}": line})
             conversation += [HumanMessage(content=f"Your previous answer was cut off or empty. Answer again with "
                                                   f"complete, short JSON that matches the {schema.__name__} schema.")]
             continue

@@ -57,18 +57,25 @@ def route_after_approval(state: RadarState) -> str:
 
 
 class RadarGraph(CompiledStateGraph):
-    """The compiled graph, checking a caller's input before the run starts.
+    """The compiled graph, checking a caller's brief before anything is written.
 
     LangGraph saves the input checkpoint and the start task's writes before any channel
-    validates them, so a bad brief would leave a thread that fails on every read. Here it
-    raises `InvalidInput` (field and rule) and nothing is written. `invoke`, `ainvoke`,
-    `astream_events` and the server all go through `stream` or `astream`."""
+    validates them, so a bad brief would leave a thread that fails on every read (and a bad
+    `update_state` leaves orphan writes). Here it raises `InvalidInput` (field and rule) and
+    nothing is written. `invoke`, `ainvoke`, `astream_events` and the server go through
+    `stream` or `astream`; `update_state` and `aupdate_state` through the bulk updates."""
 
     def stream(self, input, config=None, **kwargs):
         return super().stream(checked_input(input), config, **kwargs)
 
     def astream(self, input, config=None, **kwargs):
         return super().astream(checked_input(input), config, **kwargs)
+
+    def bulk_update_state(self, config, supersteps):
+        return super().bulk_update_state(config, checked_updates(supersteps))
+
+    async def abulk_update_state(self, config, supersteps):
+        return await super().abulk_update_state(config, checked_updates(supersteps))
 
 
 def checked_input(value):
@@ -80,6 +87,16 @@ def checked_input(value):
         except ValidationError as exc:
             raise InvalidInput(describe(exc)) from None
     return value
+
+
+def checked_updates(supersteps):
+    """State updates that write a brief must write a valid one."""
+    supersteps = [list(step) for step in supersteps]
+    for step in supersteps:
+        for update in step:
+            if isinstance(update[0], dict) and "brief" in update[0]:
+                checked_input({"brief": update[0]["brief"]})
+    return supersteps
 
 
 def build_graph(

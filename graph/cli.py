@@ -28,6 +28,7 @@ from graph.report import print_report
 from graph.runs import decision, history, status_of
 from state import ApprovalDecision, Brief, Context, SettingError, clock, describe
 from tools.seed import open_store, seed
+from tools.sources import SOURCE_NAMES
 from tools.store import Store, period_of
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.split("\n")[0])
@@ -44,7 +45,7 @@ class BadInput(Exception):
 def main() -> None:
     configure_logging()
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # not standalone: `typer.Exit(n)` comes back as n, not as an exit
     except BadInput as exc:
         err.print(f"[red]error:[/] {exc}")
         sys.exit(2)
@@ -59,13 +60,20 @@ def main() -> None:
         else:
             err.print(f"[red]error:[/] {exc}")
         sys.exit(2 if code == 2 else 1)
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 def context() -> Context:
     try:
-        return Context()
+        ctx = Context()
     except SettingError as exc:
         raise BadInput(str(exc)) from None
+    unknown = [name for name in ctx.source_names if name not in SOURCE_NAMES]
+    if unknown:  # else the run would start, write its thread and fail in scout
+        raise BadInput(f"context.sources (LEADBOOST_SOURCES): unknown source {unknown[0]!r} "
+                       f"(known: {', '.join(SOURCE_NAMES)})")
+    return ctx
 
 
 def thread_config(thread_id: str, checkpoint_id: str | None = None) -> dict[str, Any]:
@@ -200,7 +208,7 @@ def resume(thread_id: str, as_json: bool = typer.Option(False, "--json")) -> Non
     found = _existing(thread_id, ctx)
     if found["snapshot"].interrupts:
         raise BadInput(f"thread: {thread_id!r} awaits approval; use `leadboost approve` or `leadboost reject`")
-    if not found["snapshot"].next:
+    if not (found["snapshot"].next or found["snapshot"].tasks):  # (finished tasks of a cut step: resumable)
         raise BadInput(f"thread: {thread_id!r} is finished ({status_of(found['snapshot'])}); nothing to resume")
     raise typer.Exit(execute(None, found["config"], ctx, as_json))
 

@@ -1,10 +1,15 @@
-"""The human-readable decision report (rich), from the same dict `--json` prints."""
+"""The human-readable decision report (rich), from the same dict `--json` prints.
+
+Text that comes from outside (goals, signals, model answers, upstream errors) is escaped: rich
+would read "[/]" or "[link=...]" in it as markup, crash on it or print what it says.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from rich.console import Console, Group
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -20,7 +25,7 @@ def render(decision: dict[str, Any], ledger: dict[str, Any] | None = None) -> Gr
     if decision.get("verdict"):
         v = decision["verdict"]
         parts.append(Panel(f"[bold]{v['action'].upper()}[/] {_money(v['budget'])} {_split(v['channels'])}\n"
-                           f"{v['rationale']}", title="CEO verdict"))
+                           f"{escape(v['rationale'])}", title="CEO verdict"))
     if decision.get("plan"):
         parts.append(_plan(decision["plan"]))
     if decision.get("copy"):
@@ -36,11 +41,11 @@ def _header(d: dict[str, Any]) -> Panel:
     goal = (d.get("brief") or {}).get("goal", "")
     text = f"[bold {colour}]{d['status']}[/]  thread [bold]{d['thread_id']}[/]  provider [bold]{d.get('provider')}[/]"
     if d.get("reason"):
-        text += f"\n{d['reason']}"
+        text += f"\n{escape(d['reason'])}"
     if d["status"] == "awaiting_approval":
         text += f"\nApprove: leadboost approve {d['thread_id']} [--budget N]   Reject: leadboost reject " \
                 f"{d['thread_id']} --reason TEXT"
-    return Panel(text, title=f"LeadBoost RADAR: {goal[:80]}")
+    return Panel(text, title=f"LeadBoost RADAR: {escape(goal[:80])}")
 
 
 def _scout(d: dict[str, Any]) -> Group:
@@ -50,12 +55,12 @@ def _scout(d: dict[str, Any]) -> Group:
     table.add_column("signals", justify="right")
     table.add_column("error")
     for run in scout["sources"]:
-        table.add_row(run["name"], str(run["fetched"]), run["error"] or "")
+        table.add_row(escape(run["name"]), str(run["fetched"]), escape(run["error"] or ""))
     dropped = ", ".join(f"{reason} {len(ids)}" for reason, ids in sorted(scout["dropped"].items())) or "none"
     lines = [f"kept {scout['kept']}; dropped: {dropped}"]
-    lines += [f"[yellow]quarantined[/] {q['id']} ({', '.join(q['patterns'])}): {q['title'][:70]}"
+    lines += [f"[yellow]quarantined[/] {escape(q['id'])} ({', '.join(q['patterns'])}): {escape(q['title'][:70])}"
               for q in scout["quarantined"]]
-    lines += [f"[yellow]rejected row[/] {row}" for row in scout.get("rejected_rows", [])]
+    lines += [f"[yellow]rejected row[/] {escape(row)}" for row in scout.get("rejected_rows", [])]
     return Group(table, *lines)
 
 
@@ -64,7 +69,8 @@ def _signals(signals: list[dict[str, Any]]) -> Table:
     for col in ("id", "source", "score", "sent.", "title"):
         table.add_column(col)
     for s in signals[:8]:
-        table.add_row(s["id"], s["source"], f"{s['score']:.2f}", f"{s['sentiment']:+.1f}", s["title"][:70])
+        table.add_row(escape(s["id"]), escape(s["source"]), f"{s['score']:.2f}", f"{s['sentiment']:+.1f}",
+                      escape(s["title"][:70]))
     return table
 
 
@@ -73,7 +79,8 @@ def _debate(turns: list[dict[str, Any]]) -> Table:
     for col in ("round", "role", "stance", "argument", "cites"):
         table.add_column(col)
     for t in turns:
-        table.add_row(str(t["round"]), t["role"].upper(), t["stance"], t["argument"], "\n".join(t["cited_signals"]))
+        table.add_row(str(t["round"]), t["role"].upper(), t["stance"], escape(t["argument"]),
+                      escape("\n".join(t["cited_signals"])))
     return table
 
 
@@ -97,7 +104,7 @@ def _copy(copies: list[dict[str, Any]]) -> Table:
     for col in ("channel", "headline", "body", "call to action"):
         table.add_column(col)
     for c in copies:
-        table.add_row(c["channel"], c["headline"], c["body"], c["call_to_action"])
+        table.add_row(c["channel"], escape(c["headline"]), escape(c["body"]), escape(c["call_to_action"]))
     return table
 
 
@@ -106,7 +113,7 @@ def _campaign(campaign: dict[str, Any], ledger: dict[str, Any] | None) -> Group:
     for col in ("channel", "amount", "receipt", "status"):
         table.add_column(col)
     for e in campaign["executions"]:
-        table.add_row(e["channel"], _money(e["amount"]), e["receipt_id"], e["status"])
+        table.add_row(e["channel"], _money(e["amount"]), escape(e["receipt_id"]), e["status"])
     if not ledger:
         return Group(table)
     return Group(table, f"ledger {ledger['period']}: spent {_money(ledger['spent'])}, "
@@ -121,7 +128,8 @@ def _footer(d: dict[str, Any]) -> str:
               + (f"${v['cost_usd']:.4f}" if v["cost_usd"] is not None else "no price")
               for k, v in sorted(u["by_role_model"].items())]
     if d.get("source_errors"):
-        lines += [f"source error {e['source']} ({e['kind']}): {e['message']}" for e in d["source_errors"]]
+        lines += [f"source error {escape(e['source'])} ({e['kind']}): {escape(e['message'])}"
+                  for e in d["source_errors"]]
     return "\n".join(lines)
 
 

@@ -24,7 +24,9 @@ def status_of(snapshot: StateSnapshot) -> RunStatus | None:
         return "failed"
     if snapshot.values.get("status"):
         return snapshot.values["status"]
-    return "running" if snapshot.next else "failed"
+    # Tasks that all finished (writes saved) with no checkpoint after them: the process died
+    # between a step's last write and its checkpoint. `next` is empty, yet the run goes on.
+    return "running" if snapshot.next or snapshot.tasks else "failed"
 
 
 def error_of(snapshot: StateSnapshot) -> str | None:

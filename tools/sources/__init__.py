@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -93,7 +94,8 @@ async def fetch_all(sources: list[Source], query: Query) -> ScoutFetch:
         if error:
             out.errors.append(error)
         elif getattr(source, "feed_errors", None):  # some feeds of a source failed, the rest were read
-            out.errors += [SourceError(source=source.name, kind="unavailable", message=m) for m in source.feed_errors]
+            out.errors += [SourceError(source=source.name, kind="unavailable", message=redact(m))
+                           for m in source.feed_errors]
         out.rejected_rows.extend(getattr(source, "rejected_rows", []))
     return out
 
@@ -104,6 +106,20 @@ async def _fetch_one(source: Source, query: Query) -> tuple[list[Signal], Source
     try:
         return await source.fetch(query), None
     except SourceFailure as exc:
-        return [], SourceError(source=source.name, kind=exc.kind, message=exc.message)
+        return [], SourceError(source=source.name, kind=exc.kind, message=redact(exc.message))
     except Exception as exc:  # a bug in one source must not sink the others; it is reported, not hidden
-        return [], SourceError(source=source.name, kind="bad_response", message=f"{type(exc).__name__}: {exc}")
+        return [], SourceError(source=source.name, kind="bad_response", message=redact(f"{type(exc).__name__}: {exc}"))
+
+
+#: Settings whose values are credentials (NEWS_API_KEY, TWITTER_BEARER_TOKEN, ...).
+_SECRET_SETTING = re.compile(r"KEY|TOKEN|SECRET|PASSWORD", re.I)
+
+
+def redact(text: str, env: Mapping[str, str] | None = None) -> str:
+    """`text` without the value of any credential setting: an upstream error may quote the key it was
+    sent, and source errors go to state, checkpoints and reports."""
+    env = os.environ if env is None else env
+    for name, value in env.items():
+        if _SECRET_SETTING.search(name) and len(value.strip()) >= 8:
+            text = text.replace(value.strip(), "[redacted]")
+    return text
