@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 from langchain_core.caches import BaseCache
+from langchain_core._api import LangChainBetaWarning
 from langchain_core.load import dumps, loads
+from langchain_core.messages import BaseMessage
 from langchain_core.outputs import Generation
+
+#: Set in the `response_metadata` of an answer read back from the cache.
+CACHE_HIT = "leadboost_cache_hit"
+
+warnings.filterwarnings("ignore", category=LangChainBetaWarning, module=__name__)  # `loads` is marked beta
 
 
 class SqliteLLMCache(BaseCache):
@@ -33,7 +41,13 @@ class SqliteLLMCache(BaseCache):
             row = self._conn.execute(
                 "SELECT answer FROM llm_cache WHERE prompt = ? AND llm = ?", [prompt, llm_string]
             ).fetchone()
-        return loads(row[0]) if row else None
+        if not row:
+            return None
+        generations = loads(row[0], allowed_objects="core")  # our own file; "core" is loads' default
+        for generation in generations:
+            if isinstance(getattr(generation, "message", None), BaseMessage):
+                generation.message.response_metadata[CACHE_HIT] = True  # nothing was sent: no usage, no cost
+        return generations
 
     def update(self, prompt: str, llm_string: str, return_val: Sequence[Generation]) -> None:
         with self._lock, self._conn:

@@ -22,7 +22,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from pydantic import BaseModel, ValidationError
 
-from agents.cache import SqliteLLMCache
+from agents.cache import CACHE_HIT, SqliteLLMCache
 from state import Context, Usage, UsageLine
 
 T = TypeVar("T", bound=BaseModel)
@@ -75,12 +75,16 @@ _clients: WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, BaseChatModel
 
 def _chat_openai(model: str, base_url: str | None, timeout: float, retries: int, cache: str) -> BaseChatModel:
     from langchain_openai import ChatOpenAI
+    from openai import DefaultAsyncHttpxClient
 
     per_loop = _clients.setdefault(asyncio.get_running_loop(), {})
     key = (model, base_url, timeout, retries, cache)
     if key not in per_loop:
+        # Our own HTTP client: langchain-openai's default one is shared by the whole process, so its
+        # keep-alive connections would outlive their loop ("Event loop is closed" on the next one).
         per_loop[key] = ChatOpenAI(model=model, base_url=base_url, timeout=timeout, max_retries=retries,
-                                   temperature=0.2, cache=_cache(cache) if cache else None)
+                                   temperature=0.2, cache=_cache(cache) if cache else None,
+                                   http_async_client=DefaultAsyncHttpxClient(timeout=timeout))
     return per_loop[key]
 
 
@@ -96,8 +100,14 @@ def model_name(llm: BaseChatModel) -> str:
 def response_format(schema: type[BaseModel]) -> dict[str, Any]:
     """A plain JSON-schema response format: works on OpenAI and local servers alike,
     and leaves validation (and the raw text) to us."""
-    return {"name": schema.__name__, "description": (schema.__doc__ or "").strip(), "schema": schema.model_json_schema(),
+    return {"name": schema.__name__, "description": (schema.__doc__ or "").strip(), "schema": _json_schema(schema),
             "strict": False}
+
+
+@lru_cache(maxsize=64)
+def _json_schema(schema: type[BaseModel]) -> dict[str, Any]:
+    """A schema's JSON schema, built once (pydantic takes ~1 ms per call; it is read, never changed)."""
+    return schema.model_json_schema()
 
 
 async def ask(
@@ -153,6 +163,8 @@ def _unusable_answer() -> tuple[type[BaseException], ...]:
 
 
 def _usage(role: str, llm: BaseChatModel, raw: AIMessage) -> Usage:
+    if raw.response_metadata.get(CACHE_HIT):  # answered from the LLM cache: no request, nothing to pay
+        return Usage()
     meta = raw.usage_metadata or {}
     line = UsageLine(calls=1, input_tokens=meta.get("input_tokens", 0), output_tokens=meta.get("output_tokens", 0))
     return Usage(lines={f"{role}/{model_name(llm)}": line})

@@ -28,7 +28,7 @@ def main() -> None:
 
     only = {int(x) for x in args.only.split(",") if x.strip()}
     plan = {
-        1: ("critical_path", lambda tmp: suite.critical_path(tmp, runs=1 if args.quick else 3)),
+        1: ("critical_path", lambda tmp: suite.critical_path(tmp, runs=1 if args.quick else 5)),
         2: ("concurrency", lambda tmp: suite.concurrency(tmp, n=50)),
         3: ("overhead", lambda tmp: suite.overhead(tmp, n=20 if args.quick else 200)),
         4: ("checkpoint_growth", lambda tmp: suite.checkpoint_growth(tmp)),

@@ -9,6 +9,7 @@ import re
 import sys
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -58,6 +59,14 @@ def debate_responder(schema: str, body: dict) -> dict:
 class Arrival:
     wall: float  # time.time(), comparable with checkpoint timestamps
     schema: str
+    lane: str = ""  # what may run beside other requests of its node: the channel of a copy request
+
+
+def lane_of(schema: str, body: dict) -> str:
+    """A request's lane: its schema (one node), and for copy its channel (one request per
+    channel, side by side by design)."""
+    found = re.search(r"Channel: (\w+)\.", str((body.get("messages") or [{}])[0].get("content", "")))
+    return f"{schema}:{found.group(1)}" if schema == "CopyAnswer" and found else schema
 
 
 class TimedServer(OpenAIServer):
@@ -82,7 +91,7 @@ class TimedServer(OpenAIServer):
 
     def _plan(self, schema: str, body: dict) -> Any:
         with self._arrivals_lock:
-            self.arrivals.append(Arrival(time.time(), schema))
+            self.arrivals.append(Arrival(time.time(), schema, lane_of(schema, body)))
         return super()._plan(schema, body)
 
     @property
@@ -139,7 +148,7 @@ def _serve(conn, latency: float) -> None:
         while (command := conn.recv()) != "stop":
             if command == "stats":
                 with srv._arrivals_lock:
-                    arrivals = [(a.wall, a.schema) for a in srv.arrivals]
+                    arrivals = [(a.wall, a.schema, a.lane) for a in srv.arrivals]
                 conn.send({"total": srv.total, "requests": dict(srv.requests), "arrivals": arrivals})
 
 
@@ -178,9 +187,11 @@ def config(thread_id: str) -> dict[str, Any]:
 
 
 def supersteps(graph, thread_id: str, arrivals: list[Arrival], latency: float) -> list[dict[str, Any]]:
-    """Each superstep of a finished thread with its duration, its LLM requests, and the
-    longest chain of them that ran one after another (requests of one step that overlap in
-    time ran side by side: CMO beside CFO, one copy request per channel)."""
+    """Each superstep of a finished thread (from its checkpoint history) with its duration and
+    its LLM requests (by arrival time). `critical_calls`: the most requests any one lane of the
+    step made (a node's re-asks follow each other; CMO beside CFO, and the copy of each channel,
+    run side by side by design). `sequential_calls`: the longest chain of requests that did
+    follow each other in time; more than `critical_calls` means side-by-side work was serialised."""
     history = list(reversed(list(graph.get_state_history(config(thread_id)))))
     moments = [datetime.fromisoformat(s.created_at).timestamp() for s in history]
     steps = []
@@ -188,9 +199,11 @@ def supersteps(graph, thread_id: str, arrivals: list[Arrival], latency: float) -
         if not snap.next:
             continue
         start, end = moments[i], moments[i + 1] if i + 1 < len(moments) else float("inf")
-        calls = sorted(a.wall for a in arrivals if start <= a.wall < end)
+        calls = [a for a in arrivals if start <= a.wall < end]
+        lanes = Counter(a.lane for a in calls)
         steps.append({"nodes": "+".join(sorted(snap.next)), "ms": round((end - start) * 1000, 1),
-                      "llm_calls": len(calls), "critical_calls": _longest_chain(calls, latency)})
+                      "llm_calls": len(calls), "critical_calls": max(lanes.values(), default=0),
+                      "sequential_calls": _longest_chain(sorted(a.wall for a in calls), latency)})
     return steps
 
 

@@ -37,7 +37,7 @@ Row = tuple[str, str, str, str, bool | None]
 # -- 1. critical path -------------------------------------------------------------------
 
 
-def critical_path(tmp: Path, runs: int = 3) -> dict[str, Any]:
+def critical_path(tmp: Path, runs: int = 5) -> dict[str, Any]:
     """One 2-round decision at a time on the CLI's path (sync `invoke`, SQLite checkpoints),
     150 ms per LLM call: wall time over the critical path's LLM latency. Median of `runs`."""
     from graph.builder import build_graph
@@ -45,25 +45,27 @@ def critical_path(tmp: Path, runs: int = 3) -> dict[str, Any]:
 
     home = prepare_home(tmp / "critical")
     measured = []
-    with TimedServer(latency=LATENCY) as srv, sqlite_checkpointer(home) as saver:
+    with RemoteServer(latency=LATENCY) as srv, sqlite_checkpointer(home) as saver:
         graph = build_graph(saver, sources=sample_sources)
         ctx = context(home)
         graph.invoke(brief(2), config("warm-up"), context=ctx)  # imports, clients, first-call costs
         for i in range(runs):
-            thread, first = f"critical-{i}", len(srv.arrivals)
+            thread, first = f"critical-{i}", srv.total
             start = time.perf_counter()
             out = graph.invoke(brief(2), config(thread), context=ctx)
             wall = time.perf_counter() - start
             assert out["status"] == "executed", out.get("reason")
-            steps = supersteps(graph, thread, srv.arrivals[first:], LATENCY)
-            measured.append({"wall_s": round(wall, 4), "llm_calls": len(srv.arrivals) - first,
-                             "critical_calls": sum(s["critical_calls"] for s in steps), "supersteps": steps})
+            arrivals = srv.arrivals[first:]
+            steps = supersteps(graph, thread, arrivals, LATENCY)
+            measured.append({"wall_s": round(wall, 4), "llm_calls": len(arrivals),
+                             "critical_calls": sum(s["critical_calls"] for s in steps),
+                             "sequential_calls": sum(s["sequential_calls"] for s in steps), "supersteps": steps})
     run = sorted(measured, key=lambda m: m["wall_s"])[len(measured) // 2]
     ideal = run["critical_calls"] * LATENCY
     ratio = run["wall_s"] / ideal
     overhead = [s for s in run["supersteps"] if s["ms"] - s["critical_calls"] * LATENCY * 1000 > 0.5]
     return {
-        "latency_ms": LATENCY * 1000, "wall_s": run["wall_s"], "walls_s": [m["wall_s"] for m in measured],
+        "latency_ms": LATENCY * 1000, "wall_s": run["wall_s"], "walls_s": [m["wall_s"] for m in measured], "runs": measured,
         "llm_calls_per_decision": run["llm_calls"], "critical_path_calls": run["critical_calls"],
         "ratio": round(ratio, 3), "target": 1.15, "supersteps": run["supersteps"],
         "overhead_ms_by_step": [[s["nodes"], round(s["ms"] - s["critical_calls"] * LATENCY * 1000, 1)]
@@ -73,6 +75,9 @@ def critical_path(tmp: Path, runs: int = 3) -> dict[str, Any]:
              f"{ratio:.2f} ({run['wall_s'] * 1000:.0f} ms)", "<= 1.15", ratio <= 1.15),
             ("", "LLM calls per decision: total / critical path",
              f"{run['llm_calls']} / {run['critical_calls']}", "", None),
+            ("", "runs where side-by-side calls were serialised",
+             f"{sum(m['sequential_calls'] > m['critical_calls'] for m in measured)} of {len(measured)}", "0",
+             not any(m['sequential_calls'] > m['critical_calls'] for m in measured)),
         ],
     }
 
@@ -94,6 +99,9 @@ def concurrency(tmp: Path, n: int = 50) -> dict[str, Any]:
          f"{ratio:.2f} ({result['wall_s']:.2f} s / {result['single_s']:.2f} s)", "<= 2.0", ratio <= 2.0),
         ("", "event loop stall, max (1 / at once)",
          f"{result['loop_stall_single_ms']:.0f} / {result['loop_stall_ms']:.0f} ms", "", None),
+        ("", "process CPU per decision: alone / at once (x n)",
+         f"{result['cpu_ms_single']:.0f} / {result['cpu_ms_per_decision']:.0f} ms "
+         f"({n * result['cpu_ms_per_decision'] / 1000:.1f} s)", "", None),
     ]
     return result
 
@@ -106,23 +114,26 @@ async def _concurrency(home: Path, n: int) -> dict[str, Any]:
         graph = build_graph(saver, sources=sample_sources)
         ctx = context(home)
         await graph.ainvoke(brief(2), config("warm-up"), context=ctx)
-        singles, single_stalls = [], []
+        singles, single_stalls, single_cpu = [], [], []
         for i in range(3):
             async with _StallProbe() as probe:
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), time.process_time()
                 out = await graph.ainvoke(brief(2), config(f"single-{i}"), context=ctx)
                 singles.append(time.perf_counter() - start)
+                single_cpu.append(time.process_time() - cpu)
             single_stalls.append(probe.worst)
             assert out["status"] == "executed", out.get("reason")
         async with _StallProbe() as probe:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             outs = await asyncio.gather(*(graph.ainvoke(brief(2), config(f"many-{i}"), context=ctx)
                                           for i in range(n)))
-            wall = time.perf_counter() - start
+            wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     statuses = {o["status"] for o in outs}
     assert statuses == {"executed"}, statuses
     return {"single_s": round(statistics.median(singles), 4), "singles_s": [round(s, 4) for s in singles],
-            "wall_s": round(wall, 4), "loop_stall_single_ms": round(max(single_stalls) * 1000, 1),
+            "wall_s": round(wall, 4), "cpu_ms_per_decision": round(cpu / n * 1000, 1),
+            "cpu_ms_single": round(statistics.median(single_cpu) * 1000, 1),
+            "loop_stall_single_ms": round(max(single_stalls) * 1000, 1),
             "loop_stall_ms": round(probe.worst * 1000, 1)}
 
 

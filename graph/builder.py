@@ -66,10 +66,10 @@ class RadarGraph(CompiledStateGraph):
     `stream` or `astream`; `update_state` and `aupdate_state` through the bulk updates."""
 
     def stream(self, input, config=None, **kwargs):
-        return super().stream(checked_input(input), config, **kwargs)
+        return super().stream(checked_input(input), checked_config(config), **kwargs)
 
     def astream(self, input, config=None, **kwargs):
-        return super().astream(checked_input(input), config, **kwargs)
+        return super().astream(checked_input(input), checked_config(config), **kwargs)
 
     def bulk_update_state(self, config, supersteps):
         return super().bulk_update_state(config, checked_updates(supersteps))
@@ -87,6 +87,14 @@ def checked_input(value):
         except ValidationError as exc:
             raise InvalidInput(describe(exc)) from None
     return value
+
+
+def checked_config(config):
+    """A run needs a thread id: it names the decision and its idempotency keys. Checked up
+    front, not discovered after the model calls have been paid for."""
+    if not ((config or {}).get("configurable") or {}).get("thread_id"):
+        raise InvalidInput('config.configurable.thread_id: required (e.g. {"configurable": {"thread_id": "t1"}})')
+    return config
 
 
 def checked_updates(supersteps):

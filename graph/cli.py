@@ -18,6 +18,7 @@ import typer
 from langgraph.types import Command
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from agents.llm import provider_label
 from agents.pricing import price_table
@@ -46,8 +47,8 @@ def main() -> None:
     configure_logging()
     try:
         code = app(standalone_mode=False)  # not standalone: `typer.Exit(n)` comes back as n, not as an exit
-    except BadInput as exc:
-        err.print(f"[red]error:[/] {exc}")
+    except BadInput as exc:  # (messages quote the input: escaped, or "[/]" in it would crash rich)
+        err.print(f"[red]error:[/] {escape(str(exc))}")
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
         sys.exit(130)
@@ -58,7 +59,7 @@ def main() -> None:
         if hasattr(exc, "show"):
             exc.show()
         else:
-            err.print(f"[red]error:[/] {exc}")
+            err.print(f"[red]error:[/] {escape(str(exc))}")
         sys.exit(2 if code == 2 else 1)
     if isinstance(code, int) and code:
         sys.exit(code)
@@ -111,7 +112,9 @@ def execute(graph_input: Any, config: dict[str, Any], ctx: Context, as_json: boo
         graph = build_graph(saver)
         failure = None
         try:
-            for chunk in graph.stream(graph_input, config, context=ctx, stream_mode="updates"):
+            # durability "sync": each step's checkpoint is on disk before the next step starts, so a
+            # process killed anywhere (even in the first node) leaves a thread `resume` can finish
+            for chunk in graph.stream(graph_input, config, context=ctx, stream_mode="updates", durability="sync"):
                 for node, update in chunk.items():
                     if not quiet and node != "__interrupt__":
                         err.print(f"[green]✓[/] {node}" + _progress(update))
@@ -127,7 +130,7 @@ def execute(graph_input: Any, config: dict[str, Any], ctx: Context, as_json: boo
     else:
         print_report(result, ledger_of(ctx) if result.get("campaign") else None)
         if result["status"] == "failed":
-            err.print(f"[red]failed:[/] {result['reason']}\nresume with: leadboost resume {result['thread_id']}")
+            err.print(f"[red]failed:[/] {escape(result['reason'] or '')}\nresume with: leadboost resume {result['thread_id']}")
     return 1 if result["status"] == "failed" else 0
 
 

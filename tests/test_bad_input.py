@@ -121,6 +121,9 @@ BRIEF_CASES = [
     ("thread-path", ["--goal", GOAL, "--budget", "100", "--thread", "../../etc/passwd"], "thread",
      "not a valid thread id"),
     ("thread-long", ["--goal", GOAL, "--budget", "100", "--thread", "t" * 65], "thread", "not a valid thread id"),
+    # the message quotes the input: terminal markup in it is printed, not interpreted (it crashed the printer)
+    ("thread-markup", ["--goal", GOAL, "--budget", "100", "--thread", "[/][link=https://x.example]t"], "thread",
+     "'[/][link=https://x.example]t' is not a valid thread id"),
 ]
 
 
@@ -224,6 +227,7 @@ def test_checkpoint_ids_and_fork_values_are_checked_and_nothing_is_written(cli, 
          "is not a checkpoint of thread"),
         (["show", "thread-a", "--checkpoint", "'; DROP TABLE checkpoints; --"], "checkpoint",
          "is not a checkpoint of thread"),
+        (["show", "thread-a", "--checkpoint", "[/][bold]x"], "checkpoint", "'[/][bold]x' is not a checkpoint"),
         # threads that are malformed or unknown
         (["show", "bad id!"], "thread", "not a valid thread id"),
         (["history", "../thread-a"], "thread", "not a valid thread id"),

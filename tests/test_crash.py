@@ -145,6 +145,8 @@ def test_a_run_killed_there_resumes_to_the_clean_outcome(outcomes, point):
     assert out.crash.stdout == ""  # killed before any result was printed
     assert out.after_crash["status"] == "running" and out.after_crash["tasks"]
     assert "status" not in out.after_crash["values"]
+    # the CLI saves each step's checkpoint before the next step starts: the run resumes at the killed node
+    assert (point if point in NODES else "actuator") in out.after_crash["next"]
     if point in NODES:
         assert point not in out.after_crash["written"]  # the node never finished
         assert out.after_crash["orders"] == [] or point == "enterprise_record"
@@ -194,9 +196,11 @@ def test_a_kill_between_the_platform_booking_and_the_ledger_write_books_nothing_
 
 
 def test_a_step_cut_between_its_writes_and_its_checkpoint_is_running_and_resumable(tmp_path, monkeypatch, capsys):
-    """The state a kill leaves when a node's writes were saved but the checkpoint after them was
-    not (async durability makes it common): built deterministically by stopping before
-    enterprise_brief and dropping the newest checkpoint, which keeps scout_merge's saved writes."""
+    """The state a kill leaves when a step's writes were saved but the checkpoint after them was
+    not (a kill between the two; common under LangGraph's default "async" durability, which Python
+    callers get): built deterministically by stopping before enterprise_brief and dropping the
+    newest checkpoint, which keeps scout_merge's saved writes. `status_of` used to call it
+    "failed" and `resume` refused it as finished."""
     from graph.cli import main
     from state import Context
 

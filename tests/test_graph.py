@@ -265,3 +265,14 @@ def test_the_debate_edge_itself_bounds_the_loop():
     revise = Verdict(action="revise", rationale="again")
     assert route_after_ceo({"verdict": revise, "round": 2, "brief": brief}) == DEBATE
     assert route_after_ceo({"verdict": revise, "round": 3, "brief": brief}) == "enterprise_check"
+
+
+def test_a_run_without_thread_id_is_refused_before_any_call(context):
+    """Idempotency keys derive from the thread id: without one, nothing may start."""
+    import pytest
+
+    from graph import build_graph
+    from state import InvalidInput
+
+    with pytest.raises(InvalidInput, match="thread_id"):
+        build_graph().invoke({"brief": {"goal": "trail sneaker in Spain", "budget": 3000}}, context=context)

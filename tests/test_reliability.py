@@ -176,8 +176,9 @@ async def test_fifty_concurrent_decisions_through_transient_faults(tmp_path, ope
     # and the server's own counters agree: requests = answers + transient faults, nothing unattributed
     assert srv.requests == expected_requests
     assert srv.faults_served == expected_faults
-    answers = sum(o["usage"].calls for o in outs)
-    assert sum(srv.requests.values()) == answers + transient
+    answers = sum(o["usage"].calls for o in outs)  # every HTTP 200, usable or not
+    unusable = sum(served[k] for k in MIXED_UNUSABLE)
+    assert sum(srv.requests.values()) == answers + transient == (answers - unusable) + sum(srv.faults_served.values())
     assert sum(o["usage"].tokens for o in outs) == srv.tokens()  # cut-off answers are counted too
 
     # exactly once: one execution and one ledger row per executed channel per campaign

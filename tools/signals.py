@@ -124,7 +124,8 @@ def injection_findings(signal: Signal) -> list[str]:
     """Names of the injection patterns found in a signal (empty when clean)."""
     raw = f"{signal.title}\n{signal.text}"
     visible = _strip_invisible(raw)
-    found = [name for name, rx in INJECTION_PATTERNS.items() if rx.search(raw) or rx.search(visible)]
+    found = [name for name, rx in INJECTION_PATTERNS.items()
+             if rx.search(raw) or (visible != raw and rx.search(visible))]
     for run in _BASE64_RUN.findall(raw):
         decoded = _decode_base64(run)
         if decoded and any(rx.search(decoded) for rx in INJECTION_PATTERNS.values()):
@@ -168,7 +169,7 @@ def screen(
     out = Screened(kept=[])
     drop = lambda reason, sid: out.dropped.setdefault(reason, []).append(sid)  # noqa: E731
     seen_urls: set[str] = set()
-    seen_titles: list[str] = []
+    seen_titles: list[difflib.SequenceMatcher] = []  # one matcher per kept title, prepared once
     scored: list[SignalDigest] = []
     for signal in sorted(signals, key=lambda s: s.published_at, reverse=True):
         findings = injection_findings(signal)
@@ -188,7 +189,7 @@ def screen(
             continue
         if url:
             seen_urls.add(url)
-        seen_titles.append(key)
+        seen_titles.append(difflib.SequenceMatcher(None, "", key))
         relevance = _relevance(signal, brief_terms, market)
         if relevance == 0:
             drop("irrelevant", signal.id)
@@ -231,15 +232,17 @@ def _digest(signal: Signal, relevance: float, age_days: float) -> SignalDigest:
     )
 
 
-def _similar(a: str, b: str) -> bool:
+def _similar(a: str, seen: difflib.SequenceMatcher) -> bool:
+    """Whether title key `a` nearly equals the title `seen` compares against (its `b`, indexed once)."""
+    b = seen.b
     if a == b:
         return True
     # Cheap upper bounds of ratio() first (the length bound is real_quick_ratio, then quick_ratio):
-    # the same answer, without building a matcher for most pairs.
+    # the same answer as SequenceMatcher(None, a, b).ratio(), at a fraction of the cost.
     if 2 * min(len(a), len(b)) / (len(a) + len(b)) < TITLE_SIMILARITY:
         return False
-    matcher = difflib.SequenceMatcher(None, a, b)
-    return matcher.quick_ratio() >= TITLE_SIMILARITY and matcher.ratio() >= TITLE_SIMILARITY
+    seen.set_seq1(a)
+    return seen.quick_ratio() >= TITLE_SIMILARITY and seen.ratio() >= TITLE_SIMILARITY
 
 
 def _strip_invisible(text: str) -> str:
