@@ -70,11 +70,7 @@ def lane_of(schema: str, body: dict) -> str:
 
 
 class TimedServer(OpenAIServer):
-    """The tests' fake server, noting when each request arrived.
-
-    Nagle's algorithm is turned off on its sockets: the stdlib handler writes the headers
-    and the body in two sends, and with Nagle on, the body waits for the client's delayed
-    ACK (~40 ms) on reused keep-alive connections: an artefact no real server has."""
+    """The tests' fake server, noting when each request arrived."""
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("responder", debate_responder)
@@ -84,7 +80,6 @@ class TimedServer(OpenAIServer):
 
     def __enter__(self) -> TimedServer:
         super().__enter__()
-        self._http.RequestHandlerClass.disable_nagle_algorithm = True  # this server's own handler class
         os.environ["OPENAI_API_KEY"] = "bench-key"
         os.environ["OPENAI_BASE_URL"] = self.base_url
         return self

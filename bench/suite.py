@@ -19,7 +19,6 @@ from typing import Any
 
 from bench.common import (
     LATENCY,
-    NOW,
     ROOT,
     RemoteServer,
     TimedServer,
@@ -346,4 +345,4 @@ def rerun_cost(tmp: Path) -> dict[str, Any]:
     }
 
 
-__all__ = ["critical_path", "concurrency", "overhead", "checkpoint_growth", "rerun_cost", "NOW"]
+__all__ = ["critical_path", "concurrency", "overhead", "checkpoint_growth", "rerun_cost"]

@@ -156,6 +156,9 @@ class OpenAIServer:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # The handler writes headers and body in two sends; with Nagle on, the body waits for the
+    # client's delayed ACK (~40 ms) on keep-alive connections, an artefact no real server has.
+    disable_nagle_algorithm = True
     fake: OpenAIServer
 
     def log_message(self, *args: Any) -> None:  # quiet
