@@ -150,7 +150,10 @@ class Store:
             for s in signals
         ]
         if rows:
-            self.db["signals"].upsert_all(rows, pk="id")
+            # Takes the write lock first: sqlite-utils reads the schema before writing, and a
+            # deferred transaction that read cannot wait for the lock (SQLITE_BUSY at once).
+            with self.transaction():
+                self.db["signals"].upsert_all(rows, pk="id")
 
     def open_campaign(self, *, campaign_id: str, thread_id: str, sku: str, period: str, record: dict[str, str]) -> None:
         """Create the campaign row (status `executing`) unless it exists already."""
