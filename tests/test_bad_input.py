@@ -22,8 +22,8 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from graph.builder import build_graph
 from graph.checkpoints import serializer, sqlite_checkpointer
-from graph.cli import main
 from state import Context, InvalidInput
+from tests.cli_runner import leadboost
 
 NOW = "2026-11-28T12:00:00+00:00"
 GOAL = "Launch the trail sneaker in Spain"
@@ -72,13 +72,8 @@ def cli(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("LEADBOOST_FORECAST_DRAWS", "1000")
 
     def run(*args: str):
-        monkeypatch.setattr(sys, "argv", ["leadboost", *args])
         capsys.readouterr()
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code or 0
+        code = leadboost(monkeypatch, *args)
         out = capsys.readouterr()
         return code, out.out, out.err
 

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import sys
 from collections import Counter
 
 import pytest
 
 from graph.builder import build_graph
 from graph.checkpoints import sqlite_checkpointer
-from graph.cli import main
+from tests.cli_runner import leadboost
 from tests.fakes.openai_server import OpenAIServer
 
 NOW = "2026-11-28T12:00:00+00:00"
@@ -40,13 +39,8 @@ def cli(tmp_path, monkeypatch, capsys):
     def run(*args: str, **env: str):
         for name, value in env.items():
             monkeypatch.setenv(name, value)
-        monkeypatch.setattr(sys, "argv", ["leadboost", *args])
         capsys.readouterr()
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code or 0
+        code = leadboost(monkeypatch, *args)
         captured = capsys.readouterr()
         run.err = captured.err
         return code, captured.out

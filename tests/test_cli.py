@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import sys
 from pathlib import Path
 
 import pytest
 
-from graph.cli import budget_from_goal, main
+from graph.cli import budget_from_goal
 from graph.diagram import mermaid
+from tests.cli_runner import leadboost
 
 GOAL = "Launch the trail sneaker in Spain, up to 8,000 EUR"
 
@@ -22,14 +22,8 @@ def cli(tmp_path, monkeypatch):
     monkeypatch.setenv("LEADBOOST_NOW", "2026-11-28T12:00:00+00:00")
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
 
-    def run(*args: str, capsys=None):
-        monkeypatch.setattr(sys, "argv", ["leadboost", *args])
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code or 0
-        return code
+    def run(*args: str) -> int:
+        return leadboost(monkeypatch, *args)
 
     run.home = tmp_path / "home"
     return run

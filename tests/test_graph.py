@@ -10,7 +10,6 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from graph import build_graph
 from graph.checkpoints import serializer
-from state import Context
 from tests.fakes import ScriptedChatModel
 from tools.ads import SimulatedAdsPlatform
 from tools.sources.sample import SampleSource

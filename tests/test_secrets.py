@@ -23,8 +23,8 @@ import pytest
 
 from graph.builder import build_graph
 from graph.checkpoints import sqlite_checkpointer
-from graph.cli import main
 from state import as_dict
+from tests.cli_runner import leadboost
 from tests.fakes.openai_server import OpenAIServer
 from tools.store import Store
 
@@ -120,12 +120,9 @@ def cli(monkeypatch, capsys):
         monkeypatch.setenv("LEADBOOST_NOW", NOW)
         for name, value in SECRETS.items():
             monkeypatch.setenv(name, value)
-        monkeypatch.setattr(sys, "argv", ["leadboost", *args])
         capsys.readouterr()
-        try:
-            main()
-        except SystemExit as exc:
-            assert not exc.code, capsys.readouterr().err
+        code = leadboost(monkeypatch, *args)
+        assert code == 0, capsys.readouterr().err
         return capsys.readouterr().out
 
     return run

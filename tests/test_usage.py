@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
@@ -17,9 +16,9 @@ from langgraph.checkpoint.memory import InMemorySaver
 from agents.pricing import PRICES, cost, price_table
 from graph.builder import build_graph
 from graph.checkpoints import serializer
-from graph.cli import main
 from graph.runs import decision, usage_summary
 from state import Context, SettingError, Usage, UsageLine
+from tests.cli_runner import leadboost
 from tests.fakes import ScriptedChatModel
 from tests.fakes.openai_server import OpenAIServer, default_split
 from tools.sources.sample import SampleSource
@@ -125,13 +124,9 @@ def test_run_json_reports_what_the_server_billed_priced_by_the_override(tmp_path
                             "LEADBOOST_FORECAST_DRAWS": "2000",
                             "LEADBOOST_PRICES": '{"model-x": [1, 2], "model-y": [10, 20]}'}.items():
             monkeypatch.setenv(name, value)
-        monkeypatch.setattr(sys, "argv", ["leadboost", "run", "--goal", BRIEF["brief"]["goal"], "--rounds", "2",
-                                          "--thread", "usage-cli", "--json"])
         capsys.readouterr()
-        try:
-            main()
-        except SystemExit as exc:
-            assert exc.code in (0, None)
+        assert leadboost(monkeypatch, "run", "--goal", BRIEF["brief"]["goal"], "--rounds", "2",
+                         "--thread", "usage-cli", "--json") == 0
         result = json.loads(capsys.readouterr().out)
 
     assert result["status"] == "executed"
