@@ -18,6 +18,7 @@ import typer
 from langgraph.types import Command
 from pydantic import ValidationError
 from rich.console import Console
+from rich.table import Table
 from rich.markup import escape
 
 from agents.llm import provider_label
@@ -26,7 +27,7 @@ from graph.builder import build_graph
 from graph.nodes import configure_logging
 from graph.checkpoints import checkpoint_path, sqlite_checkpointer
 from graph.report import print_report
-from graph.runs import decision, history, status_of
+from graph.runs import decision, history, status_of, summarize
 from state import ApprovalDecision, Brief, Context, SettingError, clock, describe
 from tools.seed import open_store, seed
 from tools.sources import SOURCE_NAMES
@@ -141,8 +142,6 @@ def _goal_of(graph_input: Any) -> str | None:
 def _progress(update: Any) -> str:
     if not isinstance(update, dict):
         return ""
-    from graph.runs import summarize
-
     line = summarize("", update)
     return f"  [dim]{line}[/]" if line else ""
 
@@ -283,8 +282,6 @@ def threads(as_json: bool = typer.Option(False, "--json")) -> None:
     if as_json:
         print(json.dumps(rows))
         return
-    from rich.table import Table
-
     table = Table(title=f"Threads in {path}")
     for col in ("thread", "created", "status", "goal", "spend"):
         table.add_column(col)
@@ -301,8 +298,6 @@ def history_cmd(thread_id: str, as_json: bool = typer.Option(False, "--json")) -
     if as_json:
         print(json.dumps(rows, default=str))
         return
-    from rich.table import Table
-
     table = Table(title=f"History of {thread_id}")
     table.add_column("step")
     table.add_column("checkpoint", no_wrap=True)
@@ -448,8 +443,6 @@ def db_show(as_json: bool = typer.Option(False, "--json")) -> None:
     if as_json:
         print(json.dumps(data, default=str))
         return
-    from rich.table import Table
-
     console = Console()
     console.print(f"[bold]{data['period']}[/]: spent {data['spent']:,.2f}, budget left {data['budget_left']:,.2f}")
     stock = Table(title="Products")

@@ -21,14 +21,8 @@ BRIEF = {"goal": "Launch the trail sneaker in Spain, up to 8,000 EUR", "budget":
 
 
 @pytest.fixture
-def home(tmp_path: Path) -> Path:
-    path = tmp_path / "home"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
 def context(home: Path) -> Context:
+    """The shared offline context (conftest), with plans of 1,000 or more waiting for approval."""
     return Context(provider="offline", home=str(home), now=NOW, auto_approve_below=1000)
 
 

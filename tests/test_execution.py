@@ -40,18 +40,6 @@ class CountingPlatform(SimulatedAdsPlatform):
 
 
 @pytest.fixture
-def home(tmp_path: Path) -> Path:
-    path = tmp_path / "home"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def context(home: Path) -> Context:
-    return Context(provider="offline", home=str(home), now=NOW)
-
-
-@pytest.fixture
 def platform(home: Path) -> CountingPlatform:
     return CountingPlatform(home / "adsplatform.sqlite")
 
