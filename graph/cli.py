@@ -316,14 +316,8 @@ def show(
 ) -> None:
     """Show the state of a thread at a checkpoint."""
     ctx = context()
-    _existing(thread_id, ctx)
-    config = thread_config(thread_id, checkpoint)
-    with sqlite_checkpointer(ctx.home) as saver:
-        graph = build_graph(saver)
-        snapshot = graph.get_state(config)
-        if checkpoint and not snapshot.values:
-            raise BadInput(f"checkpoint: {checkpoint!r} is not a checkpoint of thread {thread_id!r}")
-    result = decision(thread_id, snapshot)
+    snapshot = _checkpoint(thread_id, checkpoint, ctx)[1] if checkpoint else _existing(thread_id, ctx)["snapshot"]
+    result = decision(thread_id, snapshot, price_table(ctx.prices))
     if as_json:
         print(json.dumps(result, default=str))
     else:
