@@ -242,8 +242,9 @@ def scripted_model():
 
 
 def checkpoint_growth(tmp: Path, rounds: tuple[int, ...] = (1, 2, 3, 5)) -> dict[str, Any]:
-    """Bytes a decision writes to the checkpoint database (checkpoint blobs and metadata, and
-    pending writes) by debate rounds, against the final state's serialised size."""
+    """Bytes a decision writes to the checkpoint database (checkpoint rows and metadata, the
+    channel values stored apart in `checkpoint_blobs`, and pending writes) by debate rounds,
+    against the final state's serialised size."""
     from graph.builder import build_graph
     from graph.checkpoints import checkpoint_path, serializer, sqlite_checkpointer
 
@@ -269,8 +270,10 @@ def checkpoint_growth(tmp: Path, rounds: tuple[int, ...] = (1, 2, 3, 5)) -> dict
                 [thread]).fetchone()
             writes = conn.execute("SELECT COALESCE(SUM(LENGTH(value)), 0) FROM writes WHERE thread_id = ?",
                                   [thread]).fetchone()[0]
-            per_round[r] |= {"checkpoints": count, "checkpoint_bytes": blobs + meta, "write_bytes": writes,
-                             "bytes": blobs + meta + writes}
+            values = conn.execute("SELECT COALESCE(SUM(LENGTH(blob)), 0) FROM checkpoint_blobs WHERE thread_id = ?",
+                                  [thread]).fetchone()[0]
+            per_round[r] |= {"checkpoints": count, "checkpoint_bytes": blobs + meta + values, "value_bytes": values,
+                             "write_bytes": writes, "bytes": blobs + meta + values + writes}
         by_channel = _bytes_by_channel(conn, "growth-2", serde)
     finally:
         conn.close()
@@ -293,14 +296,20 @@ def checkpoint_growth(tmp: Path, rounds: tuple[int, ...] = (1, 2, 3, 5)) -> dict
 
 
 def _bytes_by_channel(conn: sqlite3.Connection, thread: str, serde) -> dict[str, dict[str, int]]:
-    """Where a thread's bytes go: each channel's size summed over the checkpoints that hold
-    it, and over the pending writes."""
+    """Where a thread's bytes go: each channel's stored copies (`in_checkpoints`: values inline in
+    checkpoint rows, as the plain savers write them, plus rows of `checkpoint_blobs`) and their
+    size, and the size of its pending writes."""
     channels: dict[str, dict[str, int]] = {}
     for type_, blob in conn.execute("SELECT type, checkpoint FROM checkpoints WHERE thread_id = ?", [thread]):
         for name, value in serde.loads_typed((type_, blob)).get("channel_values", {}).items():
             entry = channels.setdefault(name, {"in_checkpoints": 0, "checkpoint_bytes": 0, "write_bytes": 0})
             entry["in_checkpoints"] += 1
             entry["checkpoint_bytes"] += len(serde.dumps_typed(value)[1])
+    for name, copies, size in conn.execute("SELECT channel, COUNT(*), SUM(LENGTH(blob)) FROM checkpoint_blobs "
+                                           "WHERE thread_id = ? AND type != 'empty' GROUP BY channel", [thread]):
+        entry = channels.setdefault(name, {"in_checkpoints": 0, "checkpoint_bytes": 0, "write_bytes": 0})
+        entry["in_checkpoints"] += copies
+        entry["checkpoint_bytes"] += size
     for name, size in conn.execute("SELECT channel, SUM(LENGTH(value)) FROM writes WHERE thread_id = ? "
                                    "GROUP BY channel", [thread]):
         channels.setdefault(name, {"in_checkpoints": 0, "checkpoint_bytes": 0, "write_bytes": 0})["write_bytes"] = size

@@ -179,6 +179,8 @@ class ScoutReport(_Model):
 
 
 class ProductFacts(_Model):
+    model_config = ConfigDict(extra="forbid", frozen=True)  # a forecast memo key
+
     sku: str
     name: str
     category: str
@@ -193,6 +195,8 @@ class ProductFacts(_Model):
 
 class ChannelEconomics(_Model):
     """Per-channel rates the forecast uses (from the store)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)  # a forecast memo key
 
     name: str
     cpm: float = Field(gt=0, description="cost per 1,000 impressions")
@@ -270,6 +274,8 @@ class Verdict(_Model):
 
 
 class Quantiles(_Model):
+    model_config = ConfigDict(extra="forbid", frozen=True)  # a simulation result, shared by the forecast memo
+
     p10: float
     p50: float
     p90: float
@@ -282,6 +288,8 @@ class Quantiles(_Model):
 
 
 class ChannelForecast(_Model):
+    model_config = ConfigDict(extra="forbid", frozen=True)  # a simulation result, shared by the forecast memo
+
     channel: str
     spend: float
     impressions: float
@@ -291,6 +299,8 @@ class ChannelForecast(_Model):
 
 class Forecast(_Model):
     """Monte Carlo outcome of a plan (see tools/forecast.py for the model)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)  # a simulation result, shared by the forecast memo
 
     draws: int
     seed: int

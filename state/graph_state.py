@@ -1,7 +1,9 @@
 """The one shared state of the graph, its input and its output.
 
-Kept small on purpose: SqliteSaver stores the whole state at every step, so
-full signals live in the store and only digests and ids travel here.
+Kept small on purpose: full signals live in the store and only digests travel here.
+Our checkpointer stores a channel's value once per version (graph/checkpoints.py), and
+the transcript, the one value that grows every round, is a delta channel: each turn is
+stored once, not once per version of the whole list, so a thread grows linearly in rounds.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import operator
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from langgraph.channels import LastValue
+from langgraph.channels import DeltaChannel, LastValue
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from typing_extensions import TypedDict
@@ -60,10 +62,13 @@ def add_usage(left: Usage | None, right: Usage | None) -> Usage:
 _ROLE_ORDER = {"cmo": 0, "cfo": 1, "ceo": 2}
 
 
-def add_turns(left: list[DebateTurn] | None, right: list[DebateTurn] | None) -> list[DebateTurn]:
-    """Reducer: append-only transcript, kept in speaking order (round, then CMO, CFO, CEO)
-    whatever order parallel nodes finish in."""
-    turns = (left or []) + (right or [])
+def add_turns(left: list[DebateTurn] | None, writes: Sequence[list[DebateTurn] | None]) -> list[DebateTurn]:
+    """Delta reducer: the transcript plus a batch of writes, kept in speaking order (round, then
+    CMO, CFO, CEO) whatever order parallel nodes finish in. Folding two batches one after the
+    other gives what folding them at once does, as a `DeltaChannel` requires. Turns replayed
+    from the server's JSON store (or sent through its API) arrive as dicts: validated here."""
+    turns = [*(left or []), *(turn for write in writes for turn in write or [])]
+    turns = [t if isinstance(t, DebateTurn) else DebateTurn.model_validate(t) for t in turns]
     return sorted(turns, key=lambda t: (t.round, _ROLE_ORDER[t.role]))
 
 
@@ -102,8 +107,8 @@ class RadarState(TypedDict, total=False):
 
     round: int
     """Debate round in progress (1-based); bumped by the CEO on `revise`."""
-    debate: Annotated[list[DebateTurn], add_turns]
-    """Append-only transcript of every turn."""
+    debate: Annotated[list[DebateTurn], DeltaChannel(add_turns)]
+    """Append-only transcript of every turn (a delta channel: each turn is stored once)."""
     proposal: Proposal
     """The CMO's latest plan."""
     verdict: Verdict

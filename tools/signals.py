@@ -14,15 +14,18 @@ Score (0..1) = 0.60 * relevance + 0.25 * recency + 0.15 * engagement, where
 from __future__ import annotations
 
 import base64
-import difflib
 import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import regex
 from langsmith import traceable
+from rapidfuzz import fuzz, process
+
 from state import QuarantinedSignal, Signal, SignalDigest
 
 WEIGHTS = {"relevance": 0.60, "recency": 0.25, "engagement": 0.15}
@@ -67,6 +70,9 @@ INJECTION_PATTERNS: dict[str, re.Pattern[str]] = {
         re.I,
     ),
 }
+#: Every invisible format character (Unicode category Cf: zero-width, soft hyphen, bidi controls).
+_FORMAT_CHARS = regex.compile(r"\p{Cf}")
+_TAG = re.compile(r"<[^>]+>")
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{24,}={0,2}")
 
 
@@ -122,7 +128,29 @@ def infer_market(text: str) -> str | None:
 
 def injection_findings(signal: Signal) -> list[str]:
     """Names of the injection patterns found in a signal (empty when clean)."""
-    raw = f"{signal.title}\n{signal.text}"
+    return list(_read(signal.title, signal.text).findings)
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """What a signal's words say, whatever the brief and the clock."""
+
+    findings: tuple[str, ...]
+    terms: frozenset[str]
+    sentiment: float
+    title_key: str
+
+
+@lru_cache(maxsize=4096)
+def _read(title: str, text: str) -> _Reading:
+    """Read a signal's text once: the same article comes back in every run while it is
+    recent, and the quarantine patterns are most of the cost of screening."""
+    both = f"{title} {text}"
+    return _Reading(findings=_findings(f"{title}\n{text}"), terms=frozenset(terms(both)), sentiment=sentiment(both),
+                    title_key=title_key(title))
+
+
+def _findings(raw: str) -> tuple[str, ...]:
     visible = _strip_invisible(raw)
     found = [name for name, rx in INJECTION_PATTERNS.items()
              if rx.search(raw) or (visible != raw and rx.search(visible))]
@@ -131,7 +159,7 @@ def injection_findings(signal: Signal) -> list[str]:
         if decoded and any(rx.search(decoded) for rx in INJECTION_PATTERNS.values()):
             found.append("base64")
             break
-    return sorted(set(found))
+    return tuple(sorted(set(found)))
 
 
 _SENTIMENT = {
@@ -169,7 +197,7 @@ def screen(
     out = Screened(kept=[])
     drop = lambda reason, sid: out.dropped.setdefault(reason, []).append(sid)  # noqa: E731
     seen_urls: set[str] = set()
-    seen_titles: list[difflib.SequenceMatcher] = []  # one matcher per kept title, prepared once
+    seen_titles: list[str] = []
     scored: list[SignalDigest] = []
     for signal in sorted(signals, key=lambda s: s.published_at, reverse=True):
         findings = injection_findings(signal)
@@ -183,18 +211,19 @@ def screen(
         if age_days > recency_days:
             drop("stale", signal.id)
             continue
-        url, key = normalize_url(signal.url), title_key(signal.title)
-        if (url and url in seen_urls) or any(_similar(key, seen) for seen in seen_titles):
+        reading = _read(signal.title, signal.text)
+        url, key = normalize_url(signal.url), reading.title_key
+        if (url and url in seen_urls) or _near_duplicate(key, seen_titles):
             drop("duplicate", signal.id)
             continue
         if url:
             seen_urls.add(url)
-        seen_titles.append(difflib.SequenceMatcher(None, "", key))
+        seen_titles.append(key)
         relevance = _relevance(signal, brief_terms, market)
         if relevance == 0:
             drop("irrelevant", signal.id)
             continue
-        scored.append(_digest(signal, relevance, max(age_days, 0.0)))
+        scored.append(_digest(signal, reading, relevance, max(age_days, 0.0)))
     scored.sort(key=lambda d: (-d.score, d.id))
     out.kept = scored[:top_k]
     for digest in scored[top_k:]:
@@ -205,14 +234,14 @@ def screen(
 def _relevance(signal: Signal, brief_terms: set[str], market: str | None) -> float:
     if not brief_terms:
         return 0.0
-    overlap = len(brief_terms & terms(f"{signal.title} {signal.text}")) / len(brief_terms)
+    overlap = len(brief_terms & _read(signal.title, signal.text).terms) / len(brief_terms)
     if overlap == 0:
         return 0.0
     bonus = 0.2 if market and signal.market == market else 0.0
     return round(min(1.0, overlap + bonus), 4)
 
 
-def _digest(signal: Signal, relevance: float, age_days: float) -> SignalDigest:
+def _digest(signal: Signal, reading: _Reading, relevance: float, age_days: float) -> SignalDigest:
     recency = math.exp(-age_days / 10)
     engagement = min(1.0, math.log1p(signal.engagement.total) / math.log1p(10_000))
     score = (
@@ -228,29 +257,22 @@ def _digest(signal: Signal, relevance: float, age_days: float) -> SignalDigest:
         published_at=signal.published_at,
         score=round(score, 4),
         relevance=relevance,
-        sentiment=sentiment(f"{signal.title} {signal.text}"),
+        sentiment=reading.sentiment,
     )
 
 
-def _similar(a: str, seen: difflib.SequenceMatcher) -> bool:
-    """Whether title key `a` nearly equals the title `seen` compares against (its `b`, indexed once)."""
-    b = seen.b
-    if a == b:
-        return True
-    # Cheap upper bounds of ratio() first (the length bound is real_quick_ratio, then quick_ratio):
-    # the same answer as SequenceMatcher(None, a, b).ratio(), at a fraction of the cost.
-    if 2 * min(len(a), len(b)) / (len(a) + len(b)) < TITLE_SIMILARITY:
-        return False
-    seen.set_seq1(a)
-    return seen.quick_ratio() >= TITLE_SIMILARITY and seen.ratio() >= TITLE_SIMILARITY
+def _near_duplicate(key: str, seen: list[str]) -> bool:
+    """Whether a title key nearly equals one already kept: normalized Indel similarity
+    (2 * longest common subsequence / total length) of at least TITLE_SIMILARITY."""
+    return process.extractOne(key, seen, scorer=fuzz.ratio, score_cutoff=TITLE_SIMILARITY * 100) is not None
 
 
 def _strip_invisible(text: str) -> str:
     """The text as a model reads it: compatibility forms folded (fullwidth letters), every
     invisible format character dropped (zero-width, soft hyphen, bidi controls), tags removed."""
-    text = unicodedata.normalize("NFKC", text)
-    text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
-    return re.sub(r"<[^>]+>", " ", text)
+    if not text.isascii():  # ASCII has no compatibility forms and no format characters
+        text = _FORMAT_CHARS.sub("", unicodedata.normalize("NFKC", text))
+    return _TAG.sub(" ", text)
 
 
 def _decode_base64(run: str) -> str | None:
