@@ -1,11 +1,14 @@
 """Scout: fetch every source concurrently, then validate what came back.
 
 Two nodes, so that fetching (I/O, may fail per source) and validation (pure,
-deterministic) are checkpointed apart: `scout` and `scout_merge`.
+deterministic) are checkpointed apart: `scout` and `scout_merge`. What was fetched
+goes to the store at once and only its ids pass through the state: the checkpoints
+would otherwise carry every fetched text twice (as the step's write and its value).
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -48,9 +51,10 @@ def create_scout(sources: SourcesFactory = configured_sources, llm: BaseChatMode
         now = clock(context)
         async with new_client() as client:
             fetched = await fetch_all(sources(client, now, context), query_for(brief, now, context.recency_days))
+        await asyncio.to_thread(_keep, context.home, now, fetched.signals)  # SQLite off the event loop
         return {
             "provider": provider_label(context, llm),
-            "fetched": fetched.signals,
+            "fetched": [s.id for s in fetched.signals],
             "source_errors": fetched.errors,
             "scout_report": ScoutReport(sources=fetched.runs, rejected_rows=fetched.rejected_rows),
         }
@@ -58,11 +62,18 @@ def create_scout(sources: SourcesFactory = configured_sources, llm: BaseChatMode
     return scout
 
 
+def _keep(home: str, now: datetime, signals: list) -> None:
+    with open_store(home, now) as store:
+        store.save_signals(signals, now)
+
+
 def scout_merge(state: RadarState, runtime: Runtime[Context]) -> dict:
-    """Validate, dedupe, rank and quarantine; full signals go to the store, digests to state."""
+    """Validate, dedupe, rank and quarantine the fetched signals (read back from the store by
+    id); the kept ones go on as digests."""
     context, brief = runtime.context, state["brief"]
     now = clock(context)
-    fetched = state.get("fetched", [])
+    with open_store(context.home, now) as store:
+        fetched = store.signals(state.get("fetched", []))
     screened = screen(
         fetched,
         brief_terms=brief_terms(brief),
@@ -71,8 +82,6 @@ def scout_merge(state: RadarState, runtime: Runtime[Context]) -> dict:
         recency_days=context.recency_days,
         top_k=context.top_k,
     )
-    with open_store(context.home, now) as store:
-        store.save_signals(fetched, now)
     report = state.get("scout_report", ScoutReport()).model_copy(
         update={"kept": len(screened.kept), "dropped": screened.dropped, "quarantined": screened.quarantined}
     )

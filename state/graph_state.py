@@ -28,7 +28,6 @@ from state.domain import (
     Proposal,
     RunStatus,
     ScoutReport,
-    Signal,
     SignalDigest,
     SourceError,
     Usage,
@@ -72,8 +71,8 @@ def add_turns(left: list[DebateTurn] | None, writes: Sequence[list[DebateTurn] |
     return sorted(turns, key=lambda t: (t.round, _ROLE_ORDER[t.role]))
 
 
-def batches(left: list[Signal] | None, right: list[Signal] | None) -> list[Signal]:
-    """Reducer for fetched signals: appends, and `None` clears (after the merge)."""
+def batches(left: list[str] | None, right: list[str] | None) -> list[str]:
+    """Reducer for fetched signal ids: appends, and `None` clears (after the merge)."""
     if right is None:
         return []
     return (left or []) + right
@@ -93,8 +92,8 @@ class RadarState(TypedDict, total=False):
     provider: str
     """Which provider decided ("offline" or "openai:<model>"); shown in every report."""
 
-    fetched: Annotated[list[Signal], batches]
-    """Signals as fetched by scout, before validation; cleared by scout_merge."""
+    fetched: Annotated[list[str], batches]
+    """Ids of the signals scout fetched (stored in full), for scout_merge; cleared by it."""
     source_errors: Annotated[list[SourceError], operator.add]
     """Sources that failed; the run goes on with the others."""
     signals: list[SignalDigest]

@@ -22,6 +22,7 @@ from agents.actuator import LIMITS
 from agents.llm import StructuredOutputError
 from state import Brief, DebateTurn, Engagement, ScoutReport, Signal, SignalDigest, Verdict
 from tests.fakes import ScriptedChatModel
+from tools.seed import open_store
 
 NOW = datetime(2026, 11, 28, 12, tzinfo=timezone.utc)
 CONFIG = {"configurable": {"thread_id": "node-thread"}}
@@ -457,8 +458,11 @@ def test_scout_merge_drops_stale_duplicate_and_quarantined_and_keeps_small_diges
                url="https://other.example/races"),
     ]
     before = ScoutReport(sources=[{"name": "newsapi", "fetched": 5}])
-    update = scout_merge({"brief": Brief.model_validate(brief), "fetched": fetched, "scout_report": before}, runtime)
-    assert update["fetched"] is None  # the reducer clears the raw batch
+    with open_store(str(home), NOW) as store:  # scout stores what it fetched and passes the ids
+        store.save_signals(fetched, NOW)
+    ids = [s.id for s in fetched]
+    update = scout_merge({"brief": Brief.model_validate(brief), "fetched": ids, "scout_report": before}, runtime)
+    assert update["fetched"] is None  # the reducer clears the ids
     assert sorted(d.id for d in update["signals"]) == ["fresh", "second"]
     report = update["scout_report"]
     assert report.dropped["stale"] == ["stale"]
@@ -468,6 +472,6 @@ def test_scout_merge_drops_stale_duplicate_and_quarantined_and_keeps_small_diges
     assert report.kept == 2 and report.sources[0].name == "newsapi"  # scout's part of the report is kept
     fresh = next(d for d in update["signals"] if d.id == "fresh")
     assert len(fresh.excerpt) <= 400 and fresh.excerpt.endswith("…")
-    with sqlite3.connect(home / "enterprise.sqlite") as conn:  # full text goes to the store
+    with sqlite3.connect(home / "enterprise.sqlite") as conn:  # full text stays in the store
         stored = dict(conn.execute("SELECT id, length(text) FROM signals").fetchall())
-    assert set(stored) == {s.id for s in fetched} and stored["fresh"] > 400
+    assert set(stored) == set(ids) and stored["fresh"] > 400

@@ -273,3 +273,21 @@ def test_complete_execution_writes_status_and_ledger_together(seeded: Store) -> 
     assert seeded.close_campaign("cmp_t", "executed", ("lesson", "TRAIL-X")) == 500.0
     assert seeded.close_campaign("cmp_t", "executed", ("lesson", "TRAIL-X")) == 500.0
     assert seeded.db.execute("SELECT COUNT(*) FROM lessons WHERE campaign_id = 'cmp_t'").fetchone()[0] == 1
+
+
+def test_signals_read_back_as_saved_in_the_order_asked(seeded: Store) -> None:
+    """Scout stores what it fetched and passes ids; scout_merge must get the same signals back,
+    in fetch order (screening keeps the first of two duplicates), and a re-fetch updates a row."""
+    from state import Engagement, Signal
+
+    now = datetime(2026, 11, 28, 12, tzinfo=timezone.utc)
+    fetched = [Signal(id=f"news:{i}", source="newsapi", title=f"Trail story {i}", text="Grip " * i,
+                      url=f"https://news.example/{i}", published_at=now, author=None if i % 2 else "Ana",
+                      engagement=Engagement(likes=i, shares=2 * i), market="ES" if i % 2 else None, lang="es")
+               for i in range(3)]
+    seeded.save_signals(fetched, now)
+    assert seeded.signals(["news:2", "news:0", "unknown", "news:1", "news:2"]) == [fetched[2], fetched[0], fetched[1]]
+    again = fetched[1].model_copy(update={"engagement": Engagement(likes=99)})
+    seeded.save_signals([again], now)
+    assert seeded.signals(["news:1"]) == [again]
+    assert seeded.db["signals"].count == 3

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
+from pydantic import TypeAdapter
 
 from state import ChannelEconomics, ProductFacts, Signal
 
@@ -27,6 +28,15 @@ BUSY_TIMEOUT_S = 30
 def period_of(moment: datetime) -> str:
     """Budget period (calendar quarter) of a moment: 2026-Q4."""
     return f"{moment.year}-Q{(moment.month - 1) // 3 + 1}"
+
+
+_JSON_TIME = TypeAdapter(datetime)  # the form pydantic writes, as the rows written before had
+_SIGNAL_COLUMNS = ("id", "source", "title", "text", "url", "published_at", "author", "engagement", "market", "lang",
+                   "fetched_at")
+_UPSERT_SIGNAL = (
+    f"INSERT INTO signals ({', '.join(_SIGNAL_COLUMNS)}) VALUES ({', '.join('?' * len(_SIGNAL_COLUMNS))}) "
+    f"ON CONFLICT(id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _SIGNAL_COLUMNS[1:])}"
+)
 
 
 class OverBudget(RuntimeError):
@@ -101,6 +111,18 @@ class Store:
     def channels(self) -> list[ChannelEconomics]:
         return [ChannelEconomics(**_pick(r, ChannelEconomics)) for r in self.db["channels"].rows_where(order_by="name")]
 
+    def signals(self, ids: list[str]) -> list[Signal]:
+        """The stored signals with these ids, in the order given (screening keeps the first of
+        two duplicates), skipping ids the store does not have."""
+        wanted, found = list(dict.fromkeys(ids)), {}
+        for start in range(0, len(wanted), 500):  # SQLite's bound on parameters per statement
+            chunk = wanted[start:start + 500]
+            cursor = self.db.execute(f"SELECT {', '.join(_SIGNAL_COLUMNS[:-1])} FROM signals WHERE id IN "
+                                     f"({', '.join('?' * len(chunk))})", chunk)
+            for row in cursor:
+                found[row[0]] = Signal.model_validate(dict(zip(_SIGNAL_COLUMNS, row)) | {"engagement": json.loads(row[7])})
+        return [found[i] for i in wanted if i in found]
+
     def budget_left(self, period: str) -> float:
         row = self.db.execute(
             "SELECT b.allocated - COALESCE((SELECT SUM(amount) FROM ledger l WHERE l.period = b.period), 0)"
@@ -140,20 +162,17 @@ class Store:
     # -- writes -------------------------------------------------------------
 
     def save_signals(self, signals: list[Signal], fetched_at: datetime) -> None:
-        """Full signals, keyed by id, so that state only needs digests."""
+        """Full signals, keyed by id, so that state only needs ids and digests. One prepared upsert for
+        all rows: the table is ours (migration v1), and sqlite-utils' `upsert_all` re-reads
+        the schema on every call, which made this the slowest step before the debate."""
         rows = [
-            {
-                **s.model_dump(mode="json", exclude={"engagement"}),
-                "engagement": s.engagement.model_dump_json(),
-                "fetched_at": fetched_at.isoformat(),
-            }
+            [s.id, s.source, s.title, s.text, s.url, _JSON_TIME.dump_python(s.published_at, mode="json"), s.author,
+             s.engagement.model_dump_json(), s.market, s.lang, fetched_at.isoformat()]
             for s in signals
         ]
         if rows:
-            # Takes the write lock first: sqlite-utils reads the schema before writing, and a
-            # deferred transaction that read cannot wait for the lock (SQLITE_BUSY at once).
             with self.transaction():
-                self.db["signals"].upsert_all(rows, pk="id")
+                self.db.conn.executemany(_UPSERT_SIGNAL, rows)
 
     def open_campaign(self, *, campaign_id: str, thread_id: str, sku: str, period: str, record: dict[str, str]) -> None:
         """Create the campaign row (status `executing`) unless it exists already."""
