@@ -78,6 +78,10 @@ def details(found: dict) -> str:
         out.append(f"\n1. supersteps of the median decision: {steps}")
         out.append("   time beyond the LLM latency, by superstep: "
                    + ", ".join(f"{nodes} {ms:.0f}ms" for nodes, ms in cp["overhead_ms_by_step"]))
+    if "concurrency" in found:
+        floor = found["concurrency"]["stack_floor"]
+        out.append(f"2. the stand-in graph (bench/floor.py) alone: {floor['single_s'] * 1000:.0f} ms; "
+                   f"RADAR alone: {found['concurrency']['single_s'] * 1000:.0f} ms")
     if "overhead" in found:
         out.append(f"3. p90 ms per decision: {found['overhead']['p90_ms']}")
     if "checkpoint_growth" in found:
@@ -86,7 +90,7 @@ def details(found: dict) -> str:
                    + "; ".join(f"{r}: {v['checkpoints']} checkpoints, {v['bytes']:,} B, final state "
                                f"{v['final_state_bytes']:,} B" for r, v in growth["by_rounds"].items()))
         top = list(growth["by_channel_at_2_rounds"].items())[:6]
-        out.append("   largest channels at 2 rounds (bytes summed over the checkpoints holding them + in writes): "
+        out.append("   largest channels at 2 rounds (bytes of their stored values, in N copies, + bytes in writes): "
                    + "; ".join(f"{k} {v['checkpoint_bytes']:,} in {v['in_checkpoints']} + {v['write_bytes']:,}"
                                for k, v in top))
     if "rerun_cost" in found:

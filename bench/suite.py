@@ -87,10 +87,13 @@ def critical_path(tmp: Path, runs: int = 5) -> dict[str, Any]:
 def concurrency(tmp: Path, n: int = 50) -> dict[str, Any]:
     """`n` decisions at once on one event loop (ainvoke, async SQLite checkpointer) against one
     decision alone, both at 150 ms per LLM call. A 5 ms ticker measures how long the loop stalls."""
+    from bench.floor import floor
+
     home = prepare_home(tmp / "concurrency")
     with RemoteServer(latency=LATENCY) as srv:
         result = asyncio.run(_concurrency(home, n))
         result["llm_requests"] = srv.total
+        result["stack_floor"] = stack = asyncio.run(floor(tmp / "floor.sqlite", srv.base_url, n))
     ratio = result["wall_s"] / result["single_s"]
     result |= {"decisions": n, "ratio": round(ratio, 3), "target": 2.0}
     result["rows"] = [
@@ -101,6 +104,9 @@ def concurrency(tmp: Path, n: int = 50) -> dict[str, Any]:
         ("", "process CPU per decision: alone / at once (x n)",
          f"{result['cpu_ms_single']:.0f} / {result['cpu_ms_per_decision']:.0f} ms "
          f"({n * result['cpu_ms_per_decision'] / 1000:.1f} s)", "", None),
+        ("", "stack floor: the same shape and calls, no RADAR code",
+         f"{stack['ratio']:.2f} ({stack['wall_s']:.2f} s / {stack['single_s']:.2f} s; "
+         f"CPU {stack['cpu_ms_per_decision']:.0f} ms per decision)", "", None),
     ]
     return result
 

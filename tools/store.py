@@ -120,7 +120,8 @@ class Store:
             cursor = self.db.execute(f"SELECT {', '.join(_SIGNAL_COLUMNS[:-1])} FROM signals WHERE id IN "
                                      f"({', '.join('?' * len(chunk))})", chunk)
             for row in cursor:
-                found[row[0]] = Signal.model_validate(dict(zip(_SIGNAL_COLUMNS, row)) | {"engagement": json.loads(row[7])})
+                fields = dict(zip(_SIGNAL_COLUMNS, row)) | {"engagement": json.loads(row[7])}
+                found[row[0]] = Signal.model_validate(fields)
         return [found[i] for i in wanted if i in found]
 
     def budget_left(self, period: str) -> float:

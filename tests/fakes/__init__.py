@@ -1,4 +1,4 @@
-"""Test doubles: a scripted chat model that supports `with_structured_output`."""
+"""Test doubles: a scripted chat model that answers each role from its script."""
 
 from .chat import ScriptedChatModel, role_of
 

@@ -1,11 +1,10 @@
 """`ScriptedChatModel`: a chat model that answers from per-role scripts, offline.
 
-langchain_core's fake chat models support neither `with_structured_output` nor
-`bind_tools`; the roles need both shapes `agents.llm.ask` relies on:
+`agents.llm.ask` calls any chat model the same way, so the roles run on this one as
+on ChatOpenAI:
 
-    llm.with_structured_output(fmt, method="json_schema", include_raw=True)
-       .ainvoke(messages, config={"tags": ["role:cmo"], ...})
-    -> {"raw": AIMessage, "parsed": dict | None, "parsing_error": Exception | None}
+    await llm.ainvoke(messages, config={"tags": ["role:cmo"], ...}, response_format=...)
+    -> AIMessage whose content is the answer's JSON, with usage_metadata
 
 The role is read from the `role:<name>` tag that `ask` puts in the config; the
 tag reaches the model's own run through the callback manager (`run_manager.tags`).
@@ -25,7 +24,6 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
-from langchain_core.runnables import RunnableConfig, RunnableLambda
 from pydantic import Field
 
 Response = dict | str | Exception | Callable[[list[BaseMessage]], Any]
@@ -79,30 +77,3 @@ class ScriptedChatModel(BaseChatModel):
 
     async def _agenerate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
         return self._reply(messages, run_manager.tags if run_manager else None)
-
-    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> ScriptedChatModel:
-        """Tools are ignored: scripts decide what the model says."""
-        return self
-
-    def with_structured_output(self, schema: Any, *, method: str = "json_schema", include_raw: bool = False,
-                               **kwargs: Any) -> RunnableLambda:
-        """A runnable giving {"raw", "parsed", "parsing_error"} (or just `parsed`), like the real models."""
-
-        def shape(raw: AIMessage) -> Any:
-            try:
-                parsed, error = json.loads(raw.content), None
-            except ValueError as exc:
-                parsed, error = None, exc
-            if include_raw:
-                return {"raw": raw, "parsed": parsed, "parsing_error": error}
-            if error:
-                raise error
-            return parsed
-
-        def run(messages: list[BaseMessage], config: RunnableConfig) -> Any:
-            return shape(self.invoke(messages, config))
-
-        async def arun(messages: list[BaseMessage], config: RunnableConfig) -> Any:
-            return shape(await self.ainvoke(messages, config))
-
-        return RunnableLambda(run, afunc=arun, name="ScriptedStructuredOutput")
