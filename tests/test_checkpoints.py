@@ -161,20 +161,26 @@ async def test_the_async_saver_stores_once_and_reads_back_as_the_in_memory_run(h
     assert rows(home, "SELECT COUNT(*) FROM checkpoints") == [(0,)]
 
 
-def test_threads_of_the_plain_saver_read_back_and_fork_with_the_blob_saver(home, context, brief, thread, tmp_path):
-    decided, (forked_out, forked) = in_memory(tmp_path, context, brief, thread, fork=True)
+def decide_with_the_plain_saver(home: Path, context, brief, thread) -> list[dict]:
+    """A decision written by langgraph's own SqliteSaver (values inline in every row): its rows."""
     conn = sqlite3.connect(checkpoint_path(home), check_same_thread=False)
     try:
         graph_on(SqliteSaver(conn, serde=SERDE)).invoke({"brief": brief}, thread, context=context)
     finally:
         conn.close()
     old = stored_checkpoints(home, "test-thread")
-    assert all(c["channel_values"] for c in old)  # the old format: values inline in every row
+    assert all(c["channel_values"] for c in old)  # the old format
+    return old
+
+
+def test_threads_of_the_plain_saver_read_back_and_fork_with_the_blob_saver(home, context, brief, thread, tmp_path):
+    decided, (forked_out, forked) = in_memory(tmp_path, context, brief, thread, fork=True)
+    old = decide_with_the_plain_saver(home, context, brief, thread)
 
     with sqlite_checkpointer(home) as saver:
         graph = graph_on(saver)
         assert history(graph, thread) == decided
-        # going on from an old checkpoint stores the values it kept (signals has no blob yet)
+        assert all(c["channel_values"] == {} for c in stored_checkpoints(home, "test-thread"))  # converted on open
         out, both = fork_with_a_lower_cap(graph, thread, context)
         assert out["campaign"] == forked_out["campaign"] and both == forked
     new = [c for c in stored_checkpoints(home, "test-thread") if c["id"] not in {o["id"] for o in old}]
@@ -185,11 +191,7 @@ def test_threads_of_the_plain_saver_read_back_and_fork_with_the_blob_saver(home,
 async def test_threads_of_the_plain_saver_read_back_and_fork_with_the_async_saver(home, context, brief, thread,
                                                                                   tmp_path):
     decided, (forked_out, forked) = in_memory(tmp_path, context, brief, thread, fork=True)
-    conn = sqlite3.connect(checkpoint_path(home), check_same_thread=False)
-    try:
-        graph_on(SqliteSaver(conn, serde=SERDE)).invoke({"brief": brief}, thread, context=context)
-    finally:
-        conn.close()
+    decide_with_the_plain_saver(home, context, brief, thread)
 
     async with async_sqlite_checkpointer(home) as saver:
         graph = graph_on(saver)
